@@ -4,8 +4,8 @@
 //! table (`_sqlx_migrations`) lives in that schema too, so the two services never share
 //! migration history. This crate only applies migrations; it runs no other SQL.
 
-use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::PgPool;
+use sqlx::migrate::{MigrateError, Migrator};
 
 /// Migrations of the orders-service, in schema `orders`.
 pub static ORDERS: Migrator = sqlx::migrate!("./orders");

@@ -1,1 +1,210 @@
-//! (being written)
+//! Test support, behind the `testkit` feature: a private Kafka-protocol broker per test
+//! (Tansu, installed as `nisshi`), unique names, and a reader that drains a topic.
+//!
+//! Only for tests: it panics with a clear message when its tools are missing.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+
+use crate::kafka::{Header, KafkaSettings, TopicSpec, ensure_topics, headers_to_vec};
+
+/// The broker version the project is built and tested against.
+pub const BROKER_VERSION: &str = "0.7.0-pre.2";
+
+/// Finds the broker binary: `$NISSHI_BIN`, then `nisshi` on `PATH`, then
+/// `$NISSHI_ROOT/bin/nisshi`, then `~/.local/opt/nisshi/bin/nisshi`.
+pub fn broker_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NISSHI_BIN") {
+        return PathBuf::from(path);
+    }
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("nisshi"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(root) = std::env::var_os("NISSHI_ROOT") {
+        candidates.push(PathBuf::from(root).join("bin/nisshi"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".local/opt/nisshi/bin/nisshi"));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the test broker `nisshi` {BROKER_VERSION} is not installed; run `cargo xtask install-broker` \
+                 (or set NISSHI_BIN to its path)"
+            )
+        })
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A private broker on 127.0.0.1 with in-memory storage, killed when dropped.
+#[derive(Debug)]
+pub struct TestBroker {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl TestBroker {
+    /// Starts a broker on a free port and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let mut broker = Self {
+            child: None,
+            port: free_port(),
+        };
+        broker.spawn().await;
+        broker
+    }
+
+    async fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(broker_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the test broker");
+        self.child = Some(child);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the test broker did not listen on {addr} within 10 s");
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Settings for clients of this broker, with the short group timeouts tests need.
+    pub fn settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers(),
+            session_timeout: Duration::from_secs(6),
+            heartbeat_interval: Duration::from_millis(500),
+            delivery_timeout: Duration::from_secs(10),
+            ..KafkaSettings::default()
+        }
+    }
+
+    /// Creates topics with explicit partition counts.
+    pub async fn create_topics(&self, topics: &[(&str, i32)]) {
+        let specs: Vec<TopicSpec> = topics
+            .iter()
+            .map(|(name, partitions)| TopicSpec::new(*name, *partitions))
+            .collect();
+        ensure_topics(&self.settings(), &specs)
+            .await
+            .expect("create topics");
+    }
+
+    /// Kills the broker (its in-memory data is lost).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A name no other test uses: `prefix-<uuid>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub payload: Vec<u8>,
+    /// Headers.
+    pub headers: Vec<Header>,
+}
+
+/// Reads `topic` from the beginning with a fresh group until `count` records arrived or
+/// `timeout` passed, whichever comes first; then keeps reading for `settle` more to catch
+/// records beyond `count` (duplicates).
+pub async fn read_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<ReadRecord> {
+    let mut config = settings.client_config("testkit-reader");
+    config
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500");
+    let consumer: StreamConsumer = config.create().expect("reader consumer");
+    consumer.subscribe(&[topic]).expect("subscribe reader");
+    let mut records = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut settle_deadline = None;
+    loop {
+        let until = settle_deadline.unwrap_or(deadline);
+        match tokio::time::timeout_at(until, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Err(err)) => panic!("reading {topic}: {err}"),
+            Ok(Ok(message)) => {
+                records.push(ReadRecord {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers: headers_to_vec(message.headers()),
+                });
+                if records.len() >= count && settle_deadline.is_none() {
+                    settle_deadline = Some(tokio::time::Instant::now() + settle);
+                }
+            }
+        }
+    }
+    records
+}

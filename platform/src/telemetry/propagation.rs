@@ -50,6 +50,8 @@ pub fn inject_context(cx: &Context) -> Vec<(String, String)> {
     if cx.span().span_context().is_valid() {
         TraceContextPropagator::new().inject_context(cx, &mut pairs);
     }
+    // An empty `tracestate` says nothing; leave it out rather than send an empty header.
+    pairs.0.retain(|(_, value)| !value.is_empty());
     pairs.0
 }
 

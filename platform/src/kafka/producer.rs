@@ -1,0 +1,167 @@
+//! The producer wrapper: idempotent delivery, a `kafka.produce` span per record whose W3C
+//! context travels in the record's headers, and an explicit flush for shutdown.
+//!
+//! It never retries on its own beyond librdkafka's delivery timeout: callers (the consumer
+//! runner, the outbox relay) own their retry policy.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use tracing::Instrument;
+
+use super::{Header, KafkaSettings, headers_from_slice};
+use crate::telemetry::propagation;
+
+/// A record to publish.
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Partitioning key.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub payload: Vec<u8>,
+    /// Headers. When they already hold a `traceparent` (a record relayed on someone else's
+    /// behalf) it is kept; otherwise the produce span's context is added.
+    pub headers: Vec<Header>,
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// Delivery failed.
+#[derive(Debug, thiserror::Error)]
+#[error("delivery to {topic} failed: {source}")]
+pub struct ProduceError {
+    /// The destination.
+    pub topic: String,
+    /// librdkafka's error.
+    #[source]
+    pub source: KafkaError,
+}
+
+impl ProduceError {
+    /// Whether the same record could never be delivered as it is (too large, refused by the
+    /// topic's configuration). Everything else, broker outages included, may succeed later.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self.source.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                    | RDKafkaErrorCode::InvalidMessageSize
+                    | RDKafkaErrorCode::InvalidRecord
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+            )
+        )
+    }
+}
+
+/// An idempotent producer. Cheap to clone: clones share one librdkafka client.
+#[derive(Clone)]
+pub struct KafkaProducer {
+    inner: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProducer").finish_non_exhaustive()
+    }
+}
+
+impl KafkaProducer {
+    /// Creates the producer. It connects lazily: a broker outage shows up as delivery
+    /// failures, not here.
+    pub fn new(settings: &KafkaSettings, client_id: &str) -> Result<Self, KafkaError> {
+        let mut config = settings.client_config(client_id);
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                settings.delivery_timeout.as_millis().to_string(),
+            );
+        settings.apply_properties(&mut config);
+        Ok(Self {
+            inner: config.create()?,
+        })
+    }
+
+    /// Publishes one record and waits for the broker's acknowledgement.
+    pub async fn send(&self, record: &OutgoingRecord) -> Result<Delivered, ProduceError> {
+        let span = tracing::info_span!(
+            "kafka.produce",
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %record.topic,
+        );
+        self.send_in(record, span.clone()).instrument(span).await
+    }
+
+    async fn send_in(
+        &self,
+        record: &OutgoingRecord,
+        span: tracing::Span,
+    ) -> Result<Delivered, ProduceError> {
+        let has_context = record
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(propagation::TRACEPARENT));
+        let mut headers = record.headers.clone();
+        if !has_context {
+            headers.extend(
+                propagation::inject(&span)
+                    .into_iter()
+                    .map(|(name, value)| (name, Some(value.into_bytes()))),
+            );
+        }
+        let mut future_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
+            .payload(record.payload.as_slice())
+            .headers(headers_from_slice(&headers));
+        if let Some(key) = &record.key {
+            future_record = future_record.key(key.as_slice());
+        }
+        // Wait for room in the local queue for as long as a delivery may take anyway.
+        match self.inner.send(future_record, Timeout::Never).await {
+            Ok(delivery) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err((source, _)) => {
+                tracing::warn!(topic = %record.topic, error = %source, "delivery failed");
+                Err(ProduceError {
+                    topic: record.topic.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes. Call it on
+    /// shutdown, before the process exits.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.flush(Timeout::After(timeout))
+    }
+
+    /// Asks the cluster for metadata: a cheap check that a broker answers.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Timeout::After(timeout))
+                .map(|_| ())
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)?
+    }
+}
