@@ -24,8 +24,6 @@ use crate::http::ReadinessCheck;
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/database`; a secret, since it may carry a password.
     pub url: SecretString,
-    /// The service's own schema, first on every connection's `search_path`.
-    pub schema: String,
     /// Upper bound of pooled connections.
     pub max_connections: u32,
     /// Connections kept open while idle.
@@ -42,7 +40,6 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
-            schema: "public".to_owned(),
             max_connections: 16,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
@@ -52,12 +49,16 @@ impl Default for DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// Parses the URL and applies the schema and timeouts as connection options.
-    pub fn connect_options(&self, application_name: &str) -> Result<PgConnectOptions, DbError> {
-        if !is_identifier(&self.schema) {
+    /// Parses the URL and applies the service's schema (first on the `search_path`) and the
+    /// statement timeout as connection options.
+    pub fn connect_options(
+        &self,
+        application_name: &str,
+        schema: &str,
+    ) -> Result<PgConnectOptions, DbError> {
+        if !is_identifier(schema) {
             return Err(DbError::Config(format!(
-                "database.schema: {:?} is not a plain lower-case identifier",
-                self.schema
+                "database schema {schema:?} is not a plain lower-case identifier"
             )));
         }
         let options = PgConnectOptions::from_str(self.url.expose_secret())
@@ -65,15 +66,15 @@ impl DatabaseSettings {
             .map_err(|_| DbError::Config("database.url: not a valid PostgreSQL URL".to_owned()))?;
         let statement_timeout = format!("{}ms", self.statement_timeout.as_millis());
         Ok(options.application_name(application_name).options([
-            ("search_path", self.schema.as_str()),
+            ("search_path", schema),
             ("statement_timeout", statement_timeout.as_str()),
         ]))
     }
 
     /// A pool that connects on first use, so a service can start (and report itself not
     /// ready) while the database is down.
-    pub fn lazy_pool(&self, application_name: &str) -> Result<PgPool, DbError> {
-        let options = self.connect_options(application_name)?;
+    pub fn lazy_pool(&self, application_name: &str, schema: &str) -> Result<PgPool, DbError> {
+        let options = self.connect_options(application_name, schema)?;
         Ok(PgPoolOptions::new()
             .max_connections(self.max_connections)
             .min_connections(self.min_connections)
@@ -497,12 +498,10 @@ mod tests {
 
     #[test]
     fn schema_must_be_an_identifier() {
-        let settings = DatabaseSettings {
-            schema: "orders; DROP TABLE x".to_owned(),
-            ..DatabaseSettings::default()
-        };
-        let err = settings.connect_options("t").expect_err("must refuse");
-        assert!(err.to_string().contains("database.schema"), "{err}");
+        let err = DatabaseSettings::default()
+            .connect_options("t", "orders; DROP TABLE x")
+            .expect_err("must refuse");
+        assert!(err.to_string().contains("schema"), "{err}");
     }
 
     #[test]
@@ -511,7 +510,9 @@ mod tests {
             url: SecretString::from("postgres://user:hunter2@[broken"),
             ..DatabaseSettings::default()
         };
-        let err = settings.connect_options("t").expect_err("must refuse");
+        let err = settings
+            .connect_options("t", "public")
+            .expect_err("must refuse");
         assert!(err.to_string().contains("database.url"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }

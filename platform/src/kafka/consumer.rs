@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::producer::{KafkaProducer, OutgoingRecord};
-use super::{ConsumerSettings, Header, KafkaSettings, Reason, dlq_headers, headers_to_vec};
+use super::{
+    ConsumerSettings, Header, KafkaSettings, Reason, Subscription, dlq_headers, headers_to_vec,
+};
 use crate::http::ReadyFlag;
 use crate::telemetry::propagation;
 
@@ -202,6 +204,7 @@ pub struct ConsumerRunner<H> {
     consumer: StreamConsumer<RunnerContext>,
     dead_letters: Option<(KafkaProducer, String)>,
     handler: H,
+    subscription: Subscription,
     settings: ConsumerSettings,
     assignment: Assignment,
     ready: ReadyFlag,
@@ -210,8 +213,8 @@ pub struct ConsumerRunner<H> {
 impl<H> std::fmt::Debug for ConsumerRunner<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerRunner")
-            .field("group", &self.settings.group_id)
-            .field("topics", &self.settings.topics)
+            .field("group", &self.subscription.group_id)
+            .field("topics", &self.subscription.topics)
             .finish_non_exhaustive()
     }
 }
@@ -222,26 +225,33 @@ enum Attempt<T> {
 }
 
 impl<H: BatchHandler> ConsumerRunner<H> {
-    /// Creates the consumer. `producer` publishes dead letters; it is required when
-    /// `settings.dead_letter_topic` is set.
+    /// Creates the consumer. `producer` publishes dead letters; it is required when the
+    /// subscription names a dead-letter topic.
     pub fn new(
         kafka: &KafkaSettings,
+        subscription: Subscription,
         settings: ConsumerSettings,
         handler: H,
         producer: Option<KafkaProducer>,
         client_id: &str,
     ) -> anyhow::Result<Self> {
-        anyhow::ensure!(!settings.group_id.is_empty(), "consumer group_id is empty");
-        anyhow::ensure!(!settings.topics.is_empty(), "consumer has no topics");
-        anyhow::ensure!(settings.batch_max_messages > 0, "batch_max_messages is 0");
-        let dead_letters = match (&settings.dead_letter_topic, producer) {
+        anyhow::ensure!(
+            !subscription.group_id.is_empty(),
+            "consumer group id is empty"
+        );
+        anyhow::ensure!(!subscription.topics.is_empty(), "consumer has no topics");
+        anyhow::ensure!(
+            settings.batch_max_messages > 0,
+            "consumer.batch_max_messages must be at least 1"
+        );
+        let dead_letters = match (&subscription.dead_letter_topic, producer) {
             (Some(topic), Some(producer)) => Some((producer, topic.clone())),
             (Some(_), None) => anyhow::bail!("a dead-letter topic needs a producer"),
             (None, _) => None,
         };
         let mut config = kafka.client_config(client_id);
         config
-            .set("group.id", &settings.group_id)
+            .set("group.id", &subscription.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             // Offsets are stored by hand, only for finished messages.
@@ -259,7 +269,7 @@ impl<H: BatchHandler> ConsumerRunner<H> {
         kafka.apply_properties(&mut config);
         let assignment = Assignment::default();
         let context = RunnerContext {
-            group: settings.group_id.clone(),
+            group: subscription.group_id.clone(),
             assignment: Arc::clone(&assignment),
         };
         let consumer: StreamConsumer<RunnerContext> = config.create_with_context(context)?;
@@ -267,6 +277,7 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             consumer,
             dead_letters,
             handler,
+            subscription,
             settings,
             assignment,
             ready: ReadyFlag::default(),
@@ -282,9 +293,14 @@ impl<H: BatchHandler> ConsumerRunner<H> {
     /// Consumes until `stop` is cancelled, then finishes the batch in flight (unless it is
     /// waiting to be retried), commits synchronously and returns.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let topics: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
+        let topics: Vec<&str> = self
+            .subscription
+            .topics
+            .iter()
+            .map(String::as_str)
+            .collect();
         self.consumer.subscribe(&topics)?;
-        tracing::info!(group = %self.settings.group_id, topics = ?self.settings.topics, "consumer subscribed");
+        tracing::info!(group = %self.subscription.group_id, topics = ?self.subscription.topics, "consumer subscribed");
         self.ready.set(true);
         let mut pending = VecDeque::new();
         let result = self.consume(&stop, &mut pending).await;
@@ -294,7 +310,7 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             Err(err) => tracing::warn!(error = %err, "final commit failed"),
         }
         self.consumer.unsubscribe();
-        tracing::info!(group = %self.settings.group_id, "consumer stopped");
+        tracing::info!(group = %self.subscription.group_id, "consumer stopped");
         result
     }
 
@@ -311,16 +327,16 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             let started = Instant::now();
             let span = tracing::info_span!(
                 "kafka.batch",
-                group = %self.settings.group_id,
+                group = %self.subscription.group_id,
                 size = batch.len(),
             );
             let finished = self.process(&batch, stop, pending).instrument(span).await?;
             if !finished {
                 return Ok(());
             }
-            metrics::histogram!("kafka_consumer_batch_size", "group" => self.settings.group_id.clone())
+            metrics::histogram!("kafka_consumer_batch_size", "group" => self.subscription.group_id.clone())
                 .record(batch.len() as f64);
-            metrics::histogram!("kafka_consumer_batch_duration_seconds", "group" => self.settings.group_id.clone())
+            metrics::histogram!("kafka_consumer_batch_duration_seconds", "group" => self.subscription.group_id.clone())
                 .record(started.elapsed().as_secs_f64());
             if stop.is_cancelled() {
                 return Ok(());
@@ -377,8 +393,8 @@ impl<H: BatchHandler> ConsumerRunner<H> {
     async fn on_consumer_error(&self, err: KafkaError) {
         // librdkafka reconnects by itself; these are reports, not a reason to stop. The pause
         // keeps a persistent error from turning into a busy loop.
-        tracing::warn!(group = %self.settings.group_id, error = %err, "consumer error");
-        metrics::counter!("kafka_consumer_errors_total", "group" => self.settings.group_id.clone())
+        tracing::warn!(group = %self.subscription.group_id, error = %err, "consumer error");
+        metrics::counter!("kafka_consumer_errors_total", "group" => self.subscription.group_id.clone())
             .increment(1);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -396,7 +412,7 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             match self.handler.handle(batch).await {
                 Ok(outcomes) => break outcomes,
                 Err(err) => {
-                    tracing::warn!(group = %self.settings.group_id, error = %err, "batch failed, retrying in place");
+                    tracing::warn!(group = %self.subscription.group_id, error = %err, "batch failed, retrying in place");
                     match self.wait_before_retry(&mut backoff, stop, pending).await {
                         Attempt::Done(()) => continue,
                         Attempt::Cancelled => return Ok(false),
@@ -480,10 +496,10 @@ impl<H: BatchHandler> ConsumerRunner<H> {
     ) -> Attempt<()> {
         self.ready.set(false);
         self.pause_all();
-        metrics::counter!("kafka_consumer_retries_total", "group" => self.settings.group_id.clone())
+        metrics::counter!("kafka_consumer_retries_total", "group" => self.subscription.group_id.clone())
             .increment(1);
         let delay = backoff.next().unwrap_or(self.settings.retry_max_delay);
-        tracing::info!(group = %self.settings.group_id, delay_ms = delay.as_millis() as u64, "waiting before retry");
+        tracing::info!(group = %self.subscription.group_id, delay_ms = delay.as_millis() as u64, "waiting before retry");
         let deadline = tokio::time::Instant::now() + delay;
         loop {
             tokio::select! {

@@ -8,6 +8,7 @@
 mod admin;
 mod consumer;
 mod producer;
+mod readiness;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use admin::{TopicSpec, ensure_topics};
 pub use consumer::{BatchHandler, ConsumerRunner, Outcome, Received, TransientError};
 pub use producer::{Delivered, KafkaProducer, OutgoingRecord, ProduceError};
+pub use readiness::KafkaReady;
 
 /// Connection settings shared by every Kafka client of a service.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,11 +79,10 @@ impl KafkaSettings {
     }
 }
 
-/// Settings of one consumer runner: what it reads, where refused messages go, how it batches
-/// and how it retries.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsumerSettings {
+/// What a consumer runner reads and where refused messages go. Services build it from their
+/// own settings, whose defaults name their topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
     /// Consumer group id.
     pub group_id: String,
     /// Topics to subscribe to.
@@ -89,6 +90,12 @@ pub struct ConsumerSettings {
     /// Where messages the handler refuses permanently are sent. Without it, a refused
     /// message is a fatal error: nothing is ever dropped silently.
     pub dead_letter_topic: Option<String>,
+}
+
+/// How one consumer runner batches and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerSettings {
     /// Largest batch handed to the handler.
     pub batch_max_messages: usize,
     /// How long to wait for more messages once a batch has its first.
@@ -107,9 +114,6 @@ pub struct ConsumerSettings {
 impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
-            group_id: String::new(),
-            topics: Vec::new(),
-            dead_letter_topic: None,
             batch_max_messages: 500,
             batch_linger: Duration::from_millis(20),
             retry_initial_delay: Duration::from_millis(100),

@@ -254,7 +254,7 @@ async fn an_unreachable_server_is_transient() {
         acquire_timeout: Duration::from_millis(500),
         ..Default::default()
     };
-    let pool = settings.lazy_pool("test").expect("pool");
+    let pool = settings.lazy_pool("test", "public").expect("pool");
     let err = sqlx::query("SELECT 1")
         .execute(&pool)
         .await
@@ -278,11 +278,10 @@ async fn the_pool_applies_schema_and_statement_timeout(pool: PgPool) {
     );
     let settings = platform::db::DatabaseSettings {
         url: url.into(),
-        schema: "svc".into(),
         statement_timeout: Duration::from_millis(200),
         ..Default::default()
     };
-    let svc_pool = settings.lazy_pool("test").expect("pool");
+    let svc_pool = settings.lazy_pool("test", "svc").expect("pool");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM thing")
         .fetch_one(&svc_pool)
         .await

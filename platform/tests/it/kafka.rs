@@ -8,7 +8,7 @@ use std::time::Duration;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use platform::kafka::{
     BatchHandler, ConsumerRunner, ConsumerSettings, KafkaProducer, KafkaSettings, Outcome,
-    OutgoingRecord, Reason, Received, TransientError, header_text,
+    OutgoingRecord, Reason, Received, Subscription, TransientError, header_text,
 };
 use platform::testkit::{TestBroker, read_topic, unique};
 use tokio_util::sync::CancellationToken;
@@ -45,11 +45,16 @@ impl Seen {
     }
 }
 
-fn consumer_settings(topic: &str, dlq: Option<&str>) -> ConsumerSettings {
-    ConsumerSettings {
+fn subscription(topic: &str, dlq: Option<&str>) -> Subscription {
+    Subscription {
         group_id: unique("group"),
         topics: vec![topic.to_owned()],
         dead_letter_topic: dlq.map(str::to_owned),
+    }
+}
+
+fn consumer_settings() -> ConsumerSettings {
+    ConsumerSettings {
         batch_max_messages: 10,
         batch_linger: Duration::from_millis(20),
         retry_initial_delay: Duration::from_millis(50),
@@ -133,7 +138,8 @@ async fn transient_failures_are_retried_in_place_without_skipping_or_reordering(
     };
     let runner = ConsumerRunner::new(
         &settings,
-        consumer_settings(&topic, None),
+        subscription(&topic, None),
+        consumer_settings(),
         handler,
         None,
         "test",
@@ -228,7 +234,8 @@ async fn permanent_failures_land_in_the_dead_letter_topic_with_headers() {
     let seen = Seen::default();
     let runner = ConsumerRunner::new(
         &settings,
-        consumer_settings(&topic, Some(&dlq)),
+        subscription(&topic, Some(&dlq)),
+        consumer_settings(),
         RefusingHandler { seen: seen.clone() },
         Some(producer.clone()),
         "test",
@@ -298,11 +305,13 @@ async fn a_killed_consumer_redelivers_only_unacknowledged_messages() {
     let settings = broker.settings();
     produce(&settings, &topic, 30, 1).await;
 
-    let mut consumer = consumer_settings(&topic, None);
+    let group = subscription(&topic, None);
+    let mut consumer = consumer_settings();
     consumer.batch_max_messages = 5;
     let first_seen = Seen::default();
     let first = ConsumerRunner::new(
         &settings,
+        group.clone(),
         consumer.clone(),
         StallingHandler {
             stall_from: 12,
@@ -328,6 +337,7 @@ async fn a_killed_consumer_redelivers_only_unacknowledged_messages() {
     let second_seen = Seen::default();
     let second = ConsumerRunner::new(
         &settings,
+        group,
         consumer,
         StallingHandler {
             stall_from: i64::MAX,
@@ -410,7 +420,8 @@ async fn trace_context_survives_a_produce_consume_round_trip() {
     let contexts = Arc::new(Mutex::new(Vec::new()));
     let runner = ConsumerRunner::new(
         &settings,
-        consumer_settings(&topic, None),
+        subscription(&topic, None),
+        consumer_settings(),
         TraceHandler {
             contexts: Arc::clone(&contexts),
         },
@@ -472,7 +483,8 @@ async fn a_dead_letter_is_retried_while_the_broker_is_down_and_never_skipped() {
     let proceed = Arc::new(tokio::sync::Notify::new());
     let runner = ConsumerRunner::new(
         &settings,
-        consumer_settings(&topic, Some(&dlq)),
+        subscription(&topic, Some(&dlq)),
+        consumer_settings(),
         SlowRefuser(Arc::clone(&reached), Arc::clone(&proceed)),
         Some(producer),
         "test",
