@@ -4,7 +4,11 @@
 //! table (`_sqlx_migrations`) lives in that schema too, so the two services never share
 //! migration history. This crate only applies migrations; it runs no other SQL.
 
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use sqlx::migrate::{MigrateError, Migrator};
 
 /// Migrations of the orders-service, in schema `orders`.
@@ -81,6 +85,51 @@ pub async fn apply(pool: &PgPool, schema: Schema) -> Result<(), Error> {
     })?;
     tracing::info!(schema = name, "migrations applied");
     Ok(())
+}
+
+impl Error {
+    /// Whether the database was merely unreachable, so that trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        let source = match self {
+            Error::Prepare { source, .. } => source,
+            Error::Migrate {
+                source: MigrateError::Execute(source),
+                ..
+            } => source,
+            Error::Migrate { .. } => return false,
+        };
+        platform::db::classify_ref(source).is_transient()
+    }
+}
+
+/// Applies the migrations of `schema` as soon as the database answers: transient failures
+/// (database down, connection lost) are retried with backoff until `stop` is cancelled;
+/// any other failure is returned. Returns `Ok(false)` when stopped before it could apply.
+pub async fn apply_with_retry(
+    pool: &PgPool,
+    schema: Schema,
+    stop: &CancellationToken,
+) -> Result<bool, Error> {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        match apply(pool, schema).await {
+            Ok(()) => return Ok(true),
+            Err(err) if err.is_transient() => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                tracing::warn!(schema = schema.name(), error = %err, delay_ms = delay.as_millis() as u64, "database not available for migrations yet");
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(false),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 fn sqlx_statement(name: &str) -> String {

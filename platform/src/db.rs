@@ -168,13 +168,7 @@ impl DbError {
     /// Whether the same work may succeed if tried again later: the database was unreachable,
     /// too slow, or aborted the transaction to order it against another.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.kind(),
-            DbErrorKind::Unavailable
-                | DbErrorKind::Timeout
-                | DbErrorKind::SerializationFailure
-                | DbErrorKind::Deadlock
-        )
+        self.kind().is_transient()
     }
 
     /// Whether running the whole transaction again at once is the right answer.
@@ -204,34 +198,63 @@ impl From<sqlx::Error> for DbError {
 
 /// Classifies a sqlx error by SQLSTATE and transport failure.
 pub fn classify(source: sqlx::Error) -> DbError {
-    let (code, constraint) = match &source {
-        sqlx::Error::Database(db) => (
-            db.code().map(|c| c.into_owned()),
-            db.constraint().map(str::to_owned),
-        ),
+    let constraint = match &source {
+        sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
+        _ => None,
+    };
+    match classify_ref(&source) {
+        DbErrorKind::UniqueViolation => DbError::UniqueViolation { constraint, source },
+        DbErrorKind::ForeignKeyViolation => DbError::ForeignKeyViolation { constraint, source },
+        DbErrorKind::CheckViolation => DbError::CheckViolation { constraint, source },
+        DbErrorKind::SerializationFailure => DbError::SerializationFailure(source),
+        DbErrorKind::Deadlock => DbError::Deadlock(source),
+        DbErrorKind::Unavailable => DbError::Unavailable(source),
+        DbErrorKind::Timeout => DbError::Timeout(source),
+        DbErrorKind::Config | DbErrorKind::Other => DbError::Other(source),
+    }
+}
+
+impl DbErrorKind {
+    /// See [`DbError::is_transient`].
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            DbErrorKind::Unavailable
+                | DbErrorKind::Timeout
+                | DbErrorKind::SerializationFailure
+                | DbErrorKind::Deadlock
+        )
+    }
+}
+
+/// The class of a borrowed sqlx error, for callers that do not own it.
+pub fn classify_ref(source: &sqlx::Error) -> DbErrorKind {
+    let code = match source {
+        sqlx::Error::Database(db) => db.code(),
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => return DbError::Unavailable(source),
-        _ => return DbError::Other(source),
+        | sqlx::Error::Protocol(_) => return DbErrorKind::Unavailable,
+        _ => return DbErrorKind::Other,
     };
-    let Some(code) = code else {
-        return DbError::Other(source);
-    };
-    match code.as_str() {
-        "23505" => DbError::UniqueViolation { constraint, source },
-        "23503" => DbError::ForeignKeyViolation { constraint, source },
-        "23514" | "23502" => DbError::CheckViolation { constraint, source },
-        "40001" => DbError::SerializationFailure(source),
-        "40P01" => DbError::Deadlock(source),
-        "57014" => DbError::Timeout(source),
+    code.map_or(DbErrorKind::Other, |code| kind_of_sqlstate(&code))
+}
+
+fn kind_of_sqlstate(code: &str) -> DbErrorKind {
+    match code {
+        "23505" => DbErrorKind::UniqueViolation,
+        "23503" => DbErrorKind::ForeignKeyViolation,
+        "23514" | "23502" => DbErrorKind::CheckViolation,
+        "40001" => DbErrorKind::SerializationFailure,
+        "40P01" => DbErrorKind::Deadlock,
+        "57014" => DbErrorKind::Timeout,
         // Class 08: connection exceptions; 57P01..57P03: the server is shutting down or
         // starting; 53300: too many connections; 58000/58030: system and I/O errors.
-        c if c.starts_with("08") => DbError::Unavailable(source),
-        "57P01" | "57P02" | "57P03" | "53300" | "58000" | "58030" => DbError::Unavailable(source),
-        _ => DbError::Other(source),
+        c if c.starts_with("08") => DbErrorKind::Unavailable,
+        "57P01" | "57P02" | "57P03" | "53300" | "58000" | "58030" => DbErrorKind::Unavailable,
+        _ => DbErrorKind::Other,
     }
 }
 

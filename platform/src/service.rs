@@ -1,0 +1,110 @@
+//! The process skeleton every service shares: telemetry first, then metrics, signals,
+//! readiness, the HTTP server with the health and metrics routes, and the orderly stop.
+//!
+//! It wires platform parts together and nothing else: it never knows a route, a table or a
+//! topic of a service.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{Health, HttpSettings, health_router, metrics_router, serve, with_standard_layers};
+use crate::shutdown::Shutdown;
+use crate::telemetry::{self, Metrics, TelemetryGuard, TelemetrySettings};
+
+/// A running service process. Drop order matters: the telemetry guard goes last, so the
+/// final spans of the shutdown are exported too.
+#[derive(Debug)]
+pub struct Service {
+    name: &'static str,
+    shutdown: Shutdown,
+    health: Health,
+    metrics: Metrics,
+    telemetry: Option<TelemetryGuard>,
+}
+
+impl Service {
+    /// Initialises telemetry and metrics and starts listening for SIGINT/SIGTERM.
+    pub fn start(name: &'static str, telemetry: &TelemetrySettings) -> anyhow::Result<Self> {
+        let guard = telemetry::init(name, telemetry).context("telemetry")?;
+        let metrics = Metrics::install().context("metrics")?;
+        let shutdown = Shutdown::new();
+        shutdown.listen_for_signals();
+        tracing::info!(service = name, version = env!("CARGO_PKG_VERSION"), "starting");
+        Ok(Self {
+            name,
+            shutdown,
+            health: Health::new(),
+            metrics,
+            telemetry: Some(guard),
+        })
+    }
+
+    /// Readiness checks behind `/readyz`; register with [`Health::register`].
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The Prometheus handle behind `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A token cancelled when the service begins to stop.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.shutdown.token()
+    }
+
+    /// Runs a long-lived task (consumer, relay, ...) until the service stops. Its ending
+    /// early is fatal: the process stops and exits with failure.
+    pub fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.shutdown.spawn(name, task);
+    }
+
+    /// Binds the HTTP listener and serves `routes` plus `/livez`, `/readyz` and `/metrics`,
+    /// with the standard layers. Returns the bound address (useful with port 0).
+    pub async fn serve_http(&self, settings: &HttpSettings, routes: Router) -> anyhow::Result<SocketAddr> {
+        let router = routes
+            .merge(health_router(self.health.clone()))
+            .merge(metrics_router(self.metrics.clone()));
+        let router = with_standard_layers(router, settings);
+        let listener = tokio::net::TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("binding http.bind = {}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(service = self.name, %addr, "http listening");
+        let stop = self.shutdown.token();
+        self.shutdown.spawn("http", serve(listener, router, stop));
+        Ok(addr)
+    }
+
+    /// Waits for a signal or a fatal task, turns readiness off, lets every task finish
+    /// within `deadline`, runs `on_stop` (flush producers, close pools), and flushes
+    /// telemetry last.
+    pub async fn run_until_stopped<F>(mut self, deadline: Duration, on_stop: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()>,
+    {
+        let stop = self.shutdown.token();
+        let health = self.health.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            health.set_shutting_down();
+        });
+        let result = self.shutdown.clone().run_until_stopped(deadline).await;
+        on_stop.await;
+        match &result {
+            Ok(()) => tracing::info!(service = self.name, "stopped"),
+            Err(err) => tracing::error!(service = self.name, error = %err, "stopped with failure"),
+        }
+        drop(self.telemetry.take());
+        result.map_err(anyhow::Error::from)
+    }
+}
