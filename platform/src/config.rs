@@ -243,12 +243,15 @@ fn describe(error: &config::ConfigError) -> String {
 /// Serde reports an unknown key as a message, `unknown field `x`, expected ...`; this returns
 /// its `, expected ...` part when the error is one.
 fn unknown_key_hint(error: &config::ConfigError) -> Option<String> {
-    let config::ConfigError::Message(message) = error else {
-        return None;
-    };
-    let rest = message.strip_prefix("unknown field `")?;
-    let hint = rest.split_once('`').map_or("", |(_, hint)| hint);
-    Some(hint.to_owned())
+    match error {
+        config::ConfigError::At { error, .. } => unknown_key_hint(error),
+        config::ConfigError::Message(message) => {
+            let rest = message.strip_prefix("unknown field `")?;
+            let hint = rest.split_once('`').map_or("", |(_, hint)| hint);
+            Some(hint.to_owned())
+        }
+        _ => None,
+    }
 }
 
 fn with_origin(message: String, origin: Option<&str>) -> String {
