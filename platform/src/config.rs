@@ -175,7 +175,9 @@ impl ConfigLoader {
         match &self.env_vars {
             Some(vars) => vars.iter().cloned().collect(),
             None => std::env::vars_os()
-                .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+                .filter_map(|(name, value)| {
+                    Some((name.into_string().ok()?, value.into_string().ok()?))
+                })
                 .collect(),
         }
     }

@@ -1,6 +1,9 @@
 //! Layered configuration: each layer overrides the one below, unknown keys and bad values
 //! fail naming the key, secrets stay out of `Debug`, durations parse from humantime strings.
 
+// A failed unwrap is a failed test, with the value in the message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::time::Duration;
 

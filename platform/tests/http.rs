@@ -1,6 +1,9 @@
 //! HTTP plumbing through the router: problem+json bodies, health, request ids, metrics
 //! labels, timeouts, trace parents, and a real server draining a request on shutdown.
 
+// A failed unwrap is a failed test, with the value in the message.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -96,7 +99,11 @@ async fn problem_is_problem_json_with_stable_fields() {
 async fn problem_constructors_set_status_and_code() {
     let cases = [
         (Problem::bad_request("bad_uid", "x"), 400, "bad_uid"),
-        (Problem::not_found("order_not_found", "x"), 404, "order_not_found"),
+        (
+            Problem::not_found("order_not_found", "x"),
+            404,
+            "order_not_found",
+        ),
         (Problem::conflict("duplicate", "x"), 409, "duplicate"),
         (Problem::unauthorized("x"), 401, "unauthorized"),
         (Problem::forbidden("x"), 403, "forbidden"),
@@ -160,7 +167,9 @@ async fn readyz_names_the_failing_check() {
     let health = Health::new();
     let consumer = ReadyFlag::default();
     health.register("consumer", consumer.clone());
-    health.register("database", || async { Err("connection refused".to_owned()) });
+    health.register("database", || async {
+        Err("connection refused".to_owned())
+    });
     let router = health_router(health);
 
     let response = get_path(router.clone(), "/readyz").await;
@@ -192,7 +201,10 @@ async fn readyz_times_out_a_hanging_check() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json_body(response).await;
     assert!(
-        body["checks"]["slow"].as_str().unwrap().contains("timed out"),
+        body["checks"]["slow"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
         "{body}"
     );
 }

@@ -1,6 +1,9 @@
 //! Shutdown: early, failing and panicking tasks are fatal and named; tasks that ignore
 //! cancellation are aborted at the deadline and named; a clean stop is `Ok`.
 
+// A failed unwrap is a failed test, with the value in the message.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -156,7 +159,10 @@ async fn cancelling_a_child_token_does_not_shut_down() {
 
 #[test]
 fn deadline_defaults_to_25_seconds_and_parses_humantime() {
-    assert_eq!(ShutdownSettings::default().deadline, Duration::from_secs(25));
+    assert_eq!(
+        ShutdownSettings::default().deadline,
+        Duration::from_secs(25)
+    );
     let settings: ShutdownSettings = serde_json::from_str(r#"{"deadline":"1m 5s"}"#).unwrap();
     assert_eq!(settings.deadline, Duration::from_secs(65));
 }

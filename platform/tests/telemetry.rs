@@ -6,6 +6,9 @@
 //! its own: nextest runs every test in its own process, and under `cargo test` the export
 //! test re-runs this binary for its `init`.
 
+// A failed unwrap is a failed test, with the value in the message.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::process::Command;
@@ -62,11 +65,17 @@ fn metrics_render_counters_and_bucketed_histograms() {
         3.0
     );
     assert_eq!(
-        value(&samples, r#"telemetry_test_wait_seconds_bucket{le="0.0025"}"#),
+        value(
+            &samples,
+            r#"telemetry_test_wait_seconds_bucket{le="0.0025"}"#
+        ),
         0.0
     );
     assert_eq!(
-        value(&samples, r#"telemetry_test_wait_seconds_bucket{le="0.005"}"#),
+        value(
+            &samples,
+            r#"telemetry_test_wait_seconds_bucket{le="0.005"}"#
+        ),
         1.0
     );
     assert_eq!(
@@ -196,7 +205,9 @@ fn receive_one_request(listener: &TcpListener) -> (String, Vec<u8>) {
     reader.read_exact(&mut body).unwrap();
     let mut stream = reader.into_inner();
     stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+        )
         .unwrap();
     (head, body)
 }

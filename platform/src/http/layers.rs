@@ -147,9 +147,13 @@ async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: 
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout = ?limit, "request timed out");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Service Unavailable")
-                .with_detail(format!("the request did not complete within {limit:?}"))
-                .into_response()
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Service Unavailable",
+            )
+            .with_detail(format!("the request did not complete within {limit:?}"))
+            .into_response()
         }
     }
 }

@@ -77,7 +77,10 @@ pub fn metrics_router(metrics: Metrics) -> Router {
 
 async fn render_metrics(State(metrics): State<Metrics>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROMETHEUS_TEXT),
+        )],
         metrics.render(),
     )
         .into_response()

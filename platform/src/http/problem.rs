@@ -117,7 +117,11 @@ impl Problem {
     /// answers only "internal error", because a 5xx body must not carry internals.
     pub fn internal(err: &dyn fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
-        Self::standard(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::standard(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// Sets the human explanation of this occurrence.
@@ -174,7 +178,7 @@ impl Problem {
 
     /// The body as a JSON value, as it is sent.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.body()).unwrap_or_else(|_| Value::Null)
+        serde_json::to_value(self.body()).unwrap_or(Value::Null)
     }
 
     fn body(&self) -> Body<'_> {

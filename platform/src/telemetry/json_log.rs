@@ -97,14 +97,18 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut line = String::new();
-        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
         let ids = self.ids(ctx, event);
         // The inner format writes exactly one object and a newline; the ids are hex, so
         // they can be spliced in before the closing brace without escaping.
         match (ids, line.strip_suffix("}\n")) {
             (Some((trace_id, span_id)), Some(object)) => {
                 writer.write_str(object)?;
-                writeln!(writer, r#","trace_id":"{trace_id}","span_id":"{span_id}"}}"#)
+                writeln!(
+                    writer,
+                    r#","trace_id":"{trace_id}","span_id":"{span_id}"}}"#
+                )
             }
             _ => writer.write_str(&line),
         }
@@ -112,6 +116,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::io;
     use std::sync::Mutex;
@@ -184,6 +189,9 @@ mod tests {
         assert_eq!(span_id.len(), 16);
         // The ids in the log are the ones propagated to other processes.
         let traceparent = &expected[0].1;
-        assert!(traceparent.contains(&format!("{trace_id}-{span_id}")), "{traceparent}");
+        assert!(
+            traceparent.contains(&format!("{trace_id}-{span_id}")),
+            "{traceparent}"
+        );
     }
 }

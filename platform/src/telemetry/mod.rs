@@ -106,9 +106,7 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<
     let provider = tracer_provider(service_name, settings)?;
     let otel_layer =
         tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()));
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(otel_layer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
 
     let installed = match settings.log_format {
         LogFormat::Json => registry.with(json_log::layer(std::io::stdout)).try_init(),
@@ -167,6 +165,7 @@ fn traces_url(endpoint: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
