@@ -109,25 +109,35 @@ impl Shutdown {
         self.token.is_cancelled()
     }
 
-    /// Spawns a task that starts shutdown on the first SIGINT or SIGTERM (Ctrl-C elsewhere
-    /// than Unix) and logs which one arrived. A second signal is left to the default
-    /// handling only once shutdown has finished; until then the deadline bounds the wait.
+    /// Starts shutdown on the first SIGINT or SIGTERM (Ctrl-C elsewhere than Unix) and logs
+    /// which one arrived. The handlers are installed before this returns, so a signal sent
+    /// right after is not missed; later signals are ignored and the deadline of
+    /// [`Shutdown::run_until_stopped`] bounds the stop.
     ///
     /// Must be called inside a Tokio runtime.
     pub fn listen_for_signals(&self) {
+        let signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                // The process still stops on a signal then, only not gracefully, so this is
+                // reported rather than made fatal.
+                tracing::error!(
+                    %error,
+                    "cannot install signal handlers; a signal will kill the process without \
+                     a graceful shutdown"
+                );
+                return;
+            }
+        };
         let token = self.token.clone();
         tokio::spawn(async move {
             tokio::select! {
-                signal = wait_for_signal() => match signal {
-                    Ok(name) => tracing::info!(signal = name, "signal received, shutting down"),
-                    Err(error) => tracing::error!(
-                        %error,
-                        "cannot listen for signals, shutting down"
-                    ),
-                },
-                () = token.cancelled() => return,
+                name = signals.recv() => {
+                    tracing::info!(signal = name, "signal received, shutting down");
+                    token.cancel();
+                }
+                () = token.cancelled() => {}
             }
-            token.cancel();
         });
     }
 
@@ -243,20 +253,46 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("non-string panic payload")
 }
 
+/// The installed handlers of the signals that start shutdown.
 #[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
 
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = interrupt.recv() => Ok("SIGINT"),
-        _ = terminate.recv() => Ok("SIGTERM"),
+#[cfg(unix)]
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }
 
+/// Elsewhere only Ctrl-C is portable.
 #[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    tokio::signal::ctrl_c().await?;
-    Ok("Ctrl-C")
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn recv(self) -> &'static str {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
 }

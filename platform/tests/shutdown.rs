@@ -139,6 +139,27 @@ async fn task_ignoring_cancellation_is_aborted_after_the_deadline_and_named() {
     assert!(dropped.load(Ordering::SeqCst), "the task was not aborted");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_starts_a_clean_shutdown() {
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals();
+    well_behaved(&shutdown, "server");
+
+    // The handler is installed by now, so the signal reaches it instead of ending the
+    // test process.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let result = tokio::time::timeout(GENEROUS, shutdown.run_until_stopped(GENEROUS))
+        .await
+        .unwrap();
+    assert_eq!(result, Ok(()));
+}
+
 #[tokio::test]
 async fn tokens_are_cancelled_by_trigger() {
     let shutdown = Shutdown::new();
