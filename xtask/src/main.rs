@@ -1,1 +1,71 @@
-fn main() {}
+//! cargo xtask: the developer workflows of this workspace (local stack, test,
+//! demo, CI). It orchestrates external tools and says what it does; it must
+//! not become a second build system or hold project logic.
+
+mod broker;
+mod checks;
+mod demo;
+mod envfile;
+mod http;
+mod pg;
+mod pgurl;
+mod stack;
+mod sys;
+
+use std::process::ExitCode;
+
+use stack::Layout;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  stack up        start PostgreSQL (if needed) and the Kafka-protocol broker, create
+                  the topics, record their addresses in target/stack/env
+  stack down      stop what `stack up` started (never the machine's own PostgreSQL)
+  stack status    show each component, its address, up/down, pid and log
+  install-broker  install nisshi 0.7.0-pre.2 (the broker) unless it is already installed
+  test [-- ARGS]  stack up, cargo fmt --check, clippy -D warnings, cargo nextest run
+                  (ARGS go to nextest)
+  demo            stack up, then run orders-service and label-service until Ctrl-C
+  ci              what .ci/run runs: exactly `cargo xtask test`
+
+environment:
+  DATABASE_URL    PostgreSQL to use (default postgres://postgres@127.0.0.1:5432/postgres)
+  STACK_PG_PORT   port of the private fallback cluster (default 55432)
+  PG_BIN_DIR      directory with initdb/pg_ctl (default: found automatically)
+  KAFKA_PORT      broker port on 127.0.0.1 (default 9092)
+  NISSHI_BIN      broker binary to use; NISSHI_ROOT: install root (default ~/.local/opt/nisshi)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let layout = Layout::new();
+    let result = match words.as_slice() {
+        ["stack", "up"] => stack::up(&layout).map(drop),
+        ["stack", "down"] => stack::down(&layout),
+        ["stack", "status"] => stack::status(&layout),
+        ["install-broker"] => broker::install(),
+        ["test", ..] => checks::run(&layout, &args[1..]),
+        ["demo"] => demo::run(&layout),
+        ["ci"] => checks::run(&layout, &[]),
+        ["help" | "-h" | "--help"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            if !words.is_empty() {
+                eprintln!("error: unknown command `{}`\n", words.join(" "));
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `cargo xtask test` (and `ci`): stack up, then formatting, clippy and the
+//! whole test suite with the stack's addresses exported. It runs the same
+//! commands a developer would; it must not hide or reinterpret failures.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::stack::{self, Layout};
+use crate::sys::{self, step};
+
+/// A tool the steps need, the probe that shows it is there, and how to get it.
+const TOOLS: &[(&str, &[&str], &str)] = &[
+    (
+        "rustfmt",
+        &["fmt", "--version"],
+        "rustup component add rustfmt",
+    ),
+    (
+        "clippy",
+        &["clippy", "--version"],
+        "rustup component add clippy",
+    ),
+    (
+        "cargo-nextest",
+        &["nextest", "--version"],
+        "cargo install cargo-nextest --locked",
+    ),
+];
+
+#[derive(Debug)]
+enum Outcome {
+    Passed,
+    Failed,
+}
+
+#[derive(Debug)]
+struct StepResult {
+    name: &'static str,
+    outcome: Outcome,
+    elapsed: Duration,
+}
+
+pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
+    let extra = match extra.first().map(String::as_str) {
+        Some("--") => &extra[1..],
+        _ => extra,
+    };
+    check_tools()?;
+
+    let total = Instant::now();
+    let mut results = Vec::new();
+
+    let started = Instant::now();
+    let stack = stack::up(layout);
+    results.push(StepResult {
+        name: "stack up",
+        outcome: if stack.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        elapsed: started.elapsed(),
+    });
+    let stack = match stack {
+        Ok(stack) => stack,
+        Err(e) => {
+            summary(&results, total.elapsed());
+            return Err(e);
+        }
+    };
+    // Everything `stack up` recorded (DATABASE_URL, KAFKA_BROKERS, and
+    // NISSHI_BIN, with which tests start private brokers).
+    let env = stack.env();
+
+    let mut steps: Vec<(&'static str, Command)> = Vec::new();
+    let mut fmt = sys::cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    steps.push(("fmt", fmt));
+    let mut clippy = sys::cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    steps.push(("clippy", clippy));
+    let mut nextest = sys::cargo();
+    nextest
+        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .args(extra);
+    steps.push(("nextest", nextest));
+
+    // Every step runs even when an earlier one failed (a formatting slip
+    // should not hide test results); the command fails if any step did.
+    let mut failures = Vec::new();
+    for (name, mut cmd) in steps {
+        step(format!("running {name}"));
+        cmd.current_dir(&layout.root)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let started = Instant::now();
+        let result = sys::run(&mut cmd);
+        results.push(StepResult {
+            name,
+            outcome: if result.is_ok() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            },
+            elapsed: started.elapsed(),
+        });
+        if let Err(e) = result {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    summary(&results, total.elapsed());
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n       "));
+    }
+    Ok(())
+}
+
+fn check_tools() -> Result<()> {
+    let mut missing = Vec::new();
+    for (tool, probe, install) in TOOLS {
+        let ok = sys::capture(sys::cargo().args(*probe)).is_ok_and(|o| o.status.success());
+        if !ok {
+            missing.push(format!("{tool}: install it with `{install}`"));
+        }
+    }
+    if !missing.is_empty() {
+        bail!("missing tools:\n    {}", missing.join("\n    "));
+    }
+    Ok(())
+}
+
+fn summary(results: &[StepResult], total: Duration) {
+    let parts: Vec<String> = results
+        .iter()
+        .map(|r| match r.outcome {
+            Outcome::Passed => format!("{} ok {}", r.name, sys::secs(r.elapsed)),
+            Outcome::Failed => format!("{} FAILED {}", r.name, sys::secs(r.elapsed)),
+        })
+        .collect();
+    step(format!(
+        "summary: {} | total {}",
+        parts.join(" | "),
+        sys::secs(total)
+    ));
+}

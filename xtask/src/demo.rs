@@ -1,0 +1,329 @@
+//! `cargo xtask demo`: the stack plus both services in the foreground, wired
+//! to it, until Ctrl-C. It supervises and reports; it must not reimplement
+//! anything the services do themselves.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::stack::{self, Layout, Stack};
+use crate::sys::{self, note, step};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// What the demo hooks get to work with.
+#[derive(Debug)]
+pub struct DemoContext {
+    #[allow(dead_code, reason = "for the demo hooks, which are still stubs")]
+    pub stack: Stack,
+    pub orders_url: String,
+    pub label_url: String,
+}
+
+#[derive(Debug)]
+struct Service {
+    name: &'static str,
+    addr: String,
+    child: Child,
+    ready: bool,
+    exit: Option<ExitStatus>,
+}
+
+pub fn run(layout: &Layout) -> Result<()> {
+    let stack = stack::up(layout)?;
+    let orders_bind = bind_from_env("ORDERS__HTTP__BIND", "127.0.0.1:8080");
+    let label_bind = bind_from_env("LABEL__HTTP__BIND", "127.0.0.1:8081");
+    for bind in [&orders_bind, &label_bind] {
+        if sys::port_open(&probe_addr(bind)) {
+            bail!(
+                "{bind} is already in use (another demo running?); free it or set ORDERS__HTTP__BIND / LABEL__HTTP__BIND"
+            );
+        }
+    }
+
+    step("building orders-service and label-service");
+    let mut build = sys::cargo();
+    build
+        .args(["build", "--bin", "orders-service", "--bin", "label-service"])
+        .current_dir(&layout.root);
+    sys::run(&mut build)?;
+    let bin_dir = target_dir(layout).join("debug");
+
+    // Take SIGINT/SIGTERM before the services exist, so that a Ctrl-C at any
+    // point leaves xtask alive to wait for them. The terminal delivers
+    // Ctrl-C to the whole foreground process group, services included.
+    let signals = rx_signals()?;
+
+    let orders = spawn(
+        "orders-service",
+        &bin_dir,
+        layout,
+        &[
+            ("ORDERS__DATABASE__URL", stack.database_url.as_str()),
+            ("ORDERS__KAFKA__BROKERS", stack.kafka_brokers.as_str()),
+            ("ORDERS__HTTP__BIND", orders_bind.as_str()),
+        ],
+        &stack,
+        &orders_bind,
+    )?;
+    let label = spawn(
+        "label-service",
+        &bin_dir,
+        layout,
+        &[
+            ("LABEL__DATABASE__URL", stack.database_url.as_str()),
+            ("LABEL__KAFKA__BROKERS", stack.kafka_brokers.as_str()),
+            ("LABEL__HTTP__BIND", label_bind.as_str()),
+        ],
+        &stack,
+        &label_bind,
+    );
+    let mut services = match label {
+        Ok(label) => vec![orders, label],
+        Err(e) => {
+            let mut started = vec![orders];
+            stop(&mut started, true, &signals);
+            return Err(e);
+        }
+    };
+
+    let context = DemoContext {
+        orders_url: format!("http://{}/", probe_addr(&orders_bind)),
+        label_url: format!("http://{}/", probe_addr(&label_bind)),
+        stack,
+    };
+    supervise(&mut services, &signals, &context)
+}
+
+fn bind_from_env(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Where to reach a bind address from this machine (a wildcard bind is
+/// reached on loopback).
+fn probe_addr(bind: &str) -> String {
+    match bind.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]", port)) => format!("127.0.0.1:{port}"),
+        _ => bind.to_owned(),
+    }
+}
+
+/// The directory cargo builds into: `CARGO_TARGET_DIR` (or
+/// `CARGO_BUILD_TARGET_DIR`), relative to the workspace root, else `target/`.
+fn target_dir(layout: &Layout) -> PathBuf {
+    ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"]
+        .iter()
+        .find_map(|key| std::env::var_os(key).filter(|v| !v.is_empty()))
+        .map_or_else(|| layout.root.join("target"), |dir| layout.root.join(dir))
+}
+
+fn rx_signals() -> Result<Receiver<i32>> {
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if tx.send(signal).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn spawn(
+    name: &'static str,
+    bin_dir: &std::path::Path,
+    layout: &Layout,
+    vars: &[(&str, &str)],
+    stack: &Stack,
+    bind: &str,
+) -> Result<Service> {
+    let bin = bin_dir.join(name);
+    step(format!("starting {name} on {bind}"));
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(&layout.root)
+        .stdin(Stdio::null())
+        .envs(stack.env())
+        .envs(vars.iter().copied());
+    for (key, value) in vars {
+        let shown = if key.ends_with("DATABASE__URL") {
+            crate::pgurl::redact(value)
+        } else {
+            (*value).to_owned()
+        };
+        note(format!("{key}={shown}"));
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {}", bin.display()))?;
+    note(format!("pid {}", child.id()));
+    Ok(Service {
+        name,
+        addr: probe_addr(bind),
+        child,
+        ready: false,
+        exit: None,
+    })
+}
+
+fn supervise(
+    services: &mut [Service],
+    signals: &Receiver<i32>,
+    context: &DemoContext,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut announced = false;
+    loop {
+        if let Ok(signal) = signals.try_recv() {
+            step(format!(
+                "received {}; waiting up to {} s for the services to stop (Ctrl-C again kills them)",
+                signal_name(signal),
+                STOP_GRACE.as_secs()
+            ));
+            // On SIGINT from the terminal the services got it too; a SIGTERM
+            // was aimed at xtask alone, so pass it on.
+            stop(services, signal == SIGTERM, signals);
+            return Ok(());
+        }
+        for index in 0..services.len() {
+            if let Some(status) = services[index].child.try_wait()? {
+                services[index].exit = Some(status);
+                let name = services[index].name;
+                step(format!(
+                    "{name} exited unexpectedly ({status}); stopping the others"
+                ));
+                stop(services, true, signals);
+                bail!("{name} exited unexpectedly ({status})");
+            }
+        }
+        if !announced {
+            for service in services.iter_mut().filter(|s| !s.ready) {
+                if matches!(
+                    crate::http::get_status(&service.addr, "/readyz", Duration::from_secs(1)),
+                    Ok(200)
+                ) {
+                    service.ready = true;
+                    step(format!(
+                        "{} ready: http://{}/ (readiness: http://{}/readyz) after {}",
+                        service.name,
+                        service.addr,
+                        service.addr,
+                        sys::secs(started.elapsed())
+                    ));
+                }
+            }
+            if services.iter().all(|s| s.ready) {
+                announced = true;
+                publish_demo_orders(context)?;
+                seed_label_demo_cast(context)?;
+                step(format!(
+                    "demo running: orders {} | label {} | press Ctrl-C to stop",
+                    context.orders_url, context.label_url
+                ));
+            } else if started.elapsed() > READY_TIMEOUT {
+                let waiting: Vec<&str> = services
+                    .iter()
+                    .filter(|s| !s.ready)
+                    .map(|s| s.name)
+                    .collect();
+                step(format!(
+                    "{} did not answer 200 on /readyz within {} s; stopping",
+                    waiting.join(" and "),
+                    READY_TIMEOUT.as_secs()
+                ));
+                stop(services, true, signals);
+                bail!(
+                    "{} not ready within {} s",
+                    waiting.join(" and "),
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Waits for every service to exit, SIGTERM first when `terminate` is set;
+/// kills what is left after the grace period or on another signal.
+fn stop(services: &mut [Service], terminate: bool, signals: &Receiver<i32>) {
+    if terminate {
+        for service in services.iter_mut().filter(|s| s.exit.is_none()) {
+            if let Err(e) = sys::signal(service.child.id(), "TERM") {
+                note(format!("{}: {e:#}", service.name));
+            }
+        }
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    loop {
+        for service in services.iter_mut().filter(|s| s.exit.is_none()) {
+            if let Ok(Some(status)) = service.child.try_wait() {
+                note(format!("{} exited ({status})", service.name));
+                service.exit = Some(status);
+            }
+        }
+        if services.iter().all(|s| s.exit.is_some()) {
+            return;
+        }
+        let again = signals.try_recv().is_ok();
+        if again || Instant::now() >= deadline {
+            for service in services.iter_mut().filter(|s| s.exit.is_none()) {
+                note(format!(
+                    "killing {} (pid {}){}",
+                    service.name,
+                    service.child.id(),
+                    if again {
+                        ""
+                    } else {
+                        ": still running after the grace period"
+                    }
+                ));
+                let _ = service.child.kill();
+                service.exit = service.child.wait().ok();
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Hook: publish a handful of demo orders once both services are ready.
+fn publish_demo_orders(_context: &DemoContext) -> Result<()> {
+    // later: produce demo orders to the `orders` topic (or POST them to
+    // context.orders_url) once orders-service has its producer binary.
+    Ok(())
+}
+
+/// Hook: seed label-service's demo cast (users, artists, releases).
+fn seed_label_demo_cast(_context: &DemoContext) -> Result<()> {
+    // later: run `label-cli seed --demo` (or the seeding endpoint) against
+    // context.label_url once label-service has it.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_binds_are_probed_on_loopback() {
+        assert_eq!(probe_addr("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(probe_addr("127.0.0.1:8081"), "127.0.0.1:8081");
+    }
+}
