@@ -9,9 +9,8 @@ use axum::Router;
 use label_service::settings::Settings;
 use migrations::Schema;
 use platform::config::ConfigLoader;
-use platform::db::{DatabaseReady, report_pool_metrics};
 use platform::http::ReadyFlag;
-use platform::kafka::{KafkaProducer, KafkaReady};
+use platform::kafka::KafkaProducer;
 use platform::outbox::{OutboxTable, Relay};
 use platform::service::Service;
 
@@ -37,14 +36,9 @@ async fn run() -> anyhow::Result<()> {
     let pool = settings.database.lazy_pool(NAME, Schema::Label.name())?;
     let producer = KafkaProducer::new(&settings.kafka, NAME).context("kafka producer")?;
     let migrated = ReadyFlag::new();
-    service
-        .health()
-        .register("database", DatabaseReady::new(pool.clone()));
+    service.watch_database(&pool);
+    service.watch_kafka(&producer);
     service.health().register("migrations", migrated.clone());
-    service.health().register(
-        "kafka",
-        KafkaReady::new(producer.clone(), Duration::from_secs(2)),
-    );
 
     let stop = service.stop_token();
     let migrate_pool = pool.clone();
@@ -63,10 +57,6 @@ async fn run() -> anyhow::Result<()> {
         stop.cancelled().await;
         Ok(())
     });
-    service.spawn(
-        "db-pool-metrics",
-        report_pool_metrics(pool.clone(), Duration::from_secs(5), service.stop_token()),
-    );
     service.serve_http(&settings.http, Router::new()).await?;
 
     let deadline = settings.shutdown.deadline;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
 
 /// Migrations of the orders-service, in schema `orders`.
 pub static ORDERS: Migrator = sqlx::migrate!("./orders");
@@ -30,6 +31,13 @@ impl Schema {
         match self {
             Schema::Orders => "orders",
             Schema::Label => "label",
+        }
+    }
+
+    fn create_statement(self) -> &'static str {
+        match self {
+            Schema::Orders => "CREATE SCHEMA IF NOT EXISTS orders",
+            Schema::Label => "CREATE SCHEMA IF NOT EXISTS label",
         }
     }
 
@@ -60,29 +68,41 @@ pub enum Error {
 
 /// Creates the schema when missing and applies every pending migration of `schema`.
 ///
-/// Safe to run from several instances at once: sqlx takes an advisory lock for the run.
+/// It runs on a one-connection pool of its own whose `search_path` is the schema, so the
+/// migrator's bookkeeping table lands there whatever `pool`'s settings are. Safe to run from
+/// several instances at once: sqlx takes an advisory lock for the run.
 pub async fn apply(pool: &PgPool, schema: Schema) -> Result<(), Error> {
     let name = schema.name();
     let prepare = |source| Error::Prepare {
         schema: name,
         source,
     };
-    let mut conn = pool.acquire().await.map_err(prepare)?;
-    // The schema name is one of two constants, never input.
-    sqlx::raw_sql(sqlx_statement(name).as_str())
-        .execute(&mut *conn)
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("search_path", name)]);
+    let migration_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
         .await
         .map_err(prepare)?;
-    let result = schema.migrator().run(&mut *conn).await;
-    // Put the connection back the way the pool configured it, whatever the outcome.
-    sqlx::raw_sql("RESET search_path")
-        .execute(&mut *conn)
-        .await
-        .map_err(prepare)?;
-    result.map_err(|source| Error::Migrate {
-        schema: name,
-        source,
-    })?;
+    let result = async {
+        sqlx::raw_sql(schema.create_statement())
+            .execute(&migration_pool)
+            .await
+            .map_err(prepare)?;
+        schema
+            .migrator()
+            .run(&migration_pool)
+            .await
+            .map_err(|source| Error::Migrate {
+                schema: name,
+                source,
+            })
+    }
+    .await;
+    migration_pool.close().await;
+    result?;
     tracing::info!(schema = name, "migrations applied");
     Ok(())
 }
@@ -130,8 +150,4 @@ pub async fn apply_with_retry(
             Err(err) => return Err(err),
         }
     }
-}
-
-fn sqlx_statement(name: &str) -> String {
-    format!("CREATE SCHEMA IF NOT EXISTS {name}; SET search_path TO {name}")
 }

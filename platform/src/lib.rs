@@ -9,6 +9,7 @@ pub mod db;
 pub mod http;
 pub mod kafka;
 pub mod outbox;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 

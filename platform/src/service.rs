@@ -12,7 +12,13 @@ use anyhow::Context as _;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{Health, HttpSettings, health_router, metrics_router, serve, with_standard_layers};
+use sqlx::PgPool;
+
+use crate::db::{DatabaseReady, report_pool_metrics};
+use crate::http::{
+    Health, HttpSettings, health_router, metrics_router, serve, with_standard_layers,
+};
+use crate::kafka::{KafkaProducer, KafkaReady};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{self, Metrics, TelemetryGuard, TelemetrySettings};
 
@@ -34,7 +40,11 @@ impl Service {
         let metrics = Metrics::install().context("metrics")?;
         let shutdown = Shutdown::new();
         shutdown.listen_for_signals();
-        tracing::info!(service = name, version = env!("CARGO_PKG_VERSION"), "starting");
+        tracing::info!(
+            service = name,
+            version = env!("CARGO_PKG_VERSION"),
+            "starting"
+        );
         Ok(Self {
             name,
             shutdown,
@@ -68,9 +78,31 @@ impl Service {
         self.shutdown.spawn(name, task);
     }
 
+    /// Makes `/readyz` depend on the database answering, and exports the pool's gauges.
+    pub fn watch_database(&self, pool: &PgPool) {
+        self.health
+            .register("database", DatabaseReady::new(pool.clone()));
+        self.spawn(
+            "db-pool-metrics",
+            report_pool_metrics(pool.clone(), Duration::from_secs(5), self.stop_token()),
+        );
+    }
+
+    /// Makes `/readyz` depend on a broker answering through `producer`'s connection.
+    pub fn watch_kafka(&self, producer: &KafkaProducer) {
+        self.health.register(
+            "kafka",
+            KafkaReady::new(producer.clone(), Duration::from_secs(2)),
+        );
+    }
+
     /// Binds the HTTP listener and serves `routes` plus `/livez`, `/readyz` and `/metrics`,
     /// with the standard layers. Returns the bound address (useful with port 0).
-    pub async fn serve_http(&self, settings: &HttpSettings, routes: Router) -> anyhow::Result<SocketAddr> {
+    pub async fn serve_http(
+        &self,
+        settings: &HttpSettings,
+        routes: Router,
+    ) -> anyhow::Result<SocketAddr> {
         let router = routes
             .merge(health_router(self.health.clone()))
             .merge(metrics_router(self.metrics.clone()));
@@ -88,7 +120,11 @@ impl Service {
     /// Waits for a signal or a fatal task, turns readiness off, lets every task finish
     /// within `deadline`, runs `on_stop` (flush producers, close pools), and flushes
     /// telemetry last.
-    pub async fn run_until_stopped<F>(mut self, deadline: Duration, on_stop: F) -> anyhow::Result<()>
+    pub async fn run_until_stopped<F>(
+        mut self,
+        deadline: Duration,
+        on_stop: F,
+    ) -> anyhow::Result<()>
     where
         F: Future<Output = ()>,
     {

@@ -155,7 +155,12 @@ fn init_with_endpoint_exports_spans_over_otlp_http() {
     let received = std::thread::spawn(move || receive_one_request(&collector));
 
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "export_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "telemetry::export_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(COLLECTOR_VARIABLE, &endpoint)
         .output()
         .unwrap();
