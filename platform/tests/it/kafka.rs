@@ -94,9 +94,12 @@ fn assert_contiguous_per_partition(seen: &[(i32, i64, String)]) -> BTreeMap<i32,
     per_partition
 }
 
+/// The (partition, offset) pairs of each batch a handler was offered, call by call.
+type Calls = Arc<Mutex<Vec<Vec<(i32, i64)>>>>;
+
 struct FlakyHandler {
     failures_left: AtomicUsize,
-    calls: Arc<Mutex<Vec<Vec<(i32, i64)>>>>,
+    calls: Calls,
     acknowledged: Seen,
 }
 
