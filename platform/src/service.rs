@@ -16,7 +16,7 @@ use sqlx::PgPool;
 
 use crate::db::{DatabaseReady, report_pool_metrics};
 use crate::http::{
-    Health, HttpSettings, health_router, metrics_router, serve, with_standard_layers,
+    Health, HttpSettings, Problem, health_router, metrics_router, serve, with_standard_layers,
 };
 use crate::kafka::{KafkaProducer, KafkaReady};
 use crate::shutdown::Shutdown;
@@ -69,6 +69,11 @@ impl Service {
         self.shutdown.token()
     }
 
+    /// Begins the stop, as SIGTERM would.
+    pub fn stop(&self) {
+        self.shutdown.trigger();
+    }
+
     /// Runs a long-lived task (consumer, relay, ...) until the service stops. Its ending
     /// early is fatal: the process stops and exits with failure.
     pub fn spawn<F>(&self, name: &'static str, task: F)
@@ -105,7 +110,8 @@ impl Service {
     ) -> anyhow::Result<SocketAddr> {
         let router = routes
             .merge(health_router(self.health.clone()))
-            .merge(metrics_router(self.metrics.clone()));
+            .merge(metrics_router(self.metrics.clone()))
+            .fallback(route_not_found);
         let router = with_standard_layers(router, settings);
         let listener = tokio::net::TcpListener::bind(settings.bind)
             .await
@@ -143,4 +149,9 @@ impl Service {
         drop(self.telemetry.take());
         result.map_err(anyhow::Error::from)
     }
+}
+
+/// Unknown paths answer like every other error: `application/problem+json`.
+async fn route_not_found(uri: axum::http::Uri) -> Problem {
+    Problem::not_found("route_not_found", format!("no route for {}", uri.path()))
 }

@@ -427,6 +427,21 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             batch.len()
         );
 
+        if self.dead_letters.is_none()
+            && let Some((message, _)) = batch
+                .iter()
+                .zip(&outcomes)
+                .find(|(_, outcome)| matches!(outcome, Outcome::DeadLetter { .. }))
+        {
+            // Nowhere to put it, and skipping it would lose it: stop, so that an operator
+            // configures a dead-letter topic. The message is delivered again after restart.
+            anyhow::bail!(
+                "message {}/{}@{} was refused but no dead-letter topic is configured",
+                message.topic,
+                message.partition,
+                message.offset
+            );
+        }
         let mut backoff = self.backoff();
         let mut unsent: Vec<(&Received, &Outcome)> = batch
             .iter()

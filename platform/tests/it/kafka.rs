@@ -514,3 +514,40 @@ async fn a_dead_letter_is_retried_while_the_broker_is_down_and_never_skipped() {
         .expect("join")
         .expect("runner stops cleanly while retrying");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_without_a_dead_letter_topic_stops_the_runner_instead_of_skipping() {
+    let broker = TestBroker::start().await;
+    let topic = unique("in");
+    broker.create_topics(&[(&topic, 1)]).await;
+    let settings = broker.settings();
+    let producer = KafkaProducer::new(&settings, "test").expect("producer");
+    producer
+        .send(&OutgoingRecord {
+            topic: topic.clone(),
+            key: None,
+            payload: b"bad".to_vec(),
+            headers: Vec::new(),
+        })
+        .await
+        .expect("produce");
+    let runner = ConsumerRunner::new(
+        &settings,
+        subscription(&topic, None),
+        consumer_settings(),
+        RefusingHandler {
+            seen: Seen::default(),
+        },
+        None,
+        "test",
+    )
+    .expect("runner");
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        runner.run(CancellationToken::new()),
+    )
+    .await
+    .expect("the runner stops by itself");
+    let err = outcome.expect_err("a refusal with nowhere to go is fatal");
+    assert!(err.to_string().contains("no dead-letter topic"), "{err}");
+}

@@ -10,5 +10,6 @@ mod db;
 mod http;
 mod kafka;
 mod outbox;
+mod service;
 mod shutdown;
 mod telemetry;
