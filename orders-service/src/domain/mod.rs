@@ -1,0 +1,8 @@
+//! The orders domain: the order as the contract defines it, and the rules a message must
+//! keep to become one. Plain data and pure functions: no I/O, no sqlx, axum or rdkafka.
+
+pub mod order;
+pub mod validation;
+
+pub use order::{Delivery, Item, Order, OrderSummary, Payment};
+pub use validation::{Code, Rules, Validated, Violation, validate};
