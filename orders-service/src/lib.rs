@@ -6,4 +6,5 @@
 //! the service's own issue; this crate must not reach into label-service.
 
 pub mod domain;
+pub mod generator;
 pub mod settings;

@@ -1,0 +1,1 @@
+//! (being written by a helper) Generated orders for demos, load and tests.
