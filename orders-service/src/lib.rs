@@ -5,6 +5,9 @@
 //! Layout: `settings` (typed configuration). The domain, use cases and adapters arrive with
 //! the service's own issue; this crate must not reach into label-service.
 
+pub mod adapters;
+pub mod app;
+pub mod dlq;
 pub mod domain;
 pub mod generator;
 pub mod settings;

@@ -1,23 +1,57 @@
-//! The orders-service binary: loads settings, migrates its schema once the database answers,
-//! and serves HTTP until SIGINT/SIGTERM.
+//! The orders-service binary. `orders-service` (or `orders-service serve`) runs the service:
+//! it migrates its schema once the database answers, warms the cache up, consumes the
+//! orders topic and serves HTTP until SIGINT/SIGTERM. `orders-service dlq ...` inspects and
+//! replays the dead-letter topic.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use clap::{Parser, Subcommand};
 use migrations::Schema;
+use orders_service::adapters::cache::{MokaOrderCache, warm_up};
+use orders_service::adapters::http;
+use orders_service::adapters::kafka::OrdersHandler;
+use orders_service::adapters::postgres::PgOrderStore;
+use orders_service::app::{Ingest, Queries};
+use orders_service::dlq;
 use orders_service::settings::Settings;
 use platform::config::ConfigLoader;
 use platform::http::ReadyFlag;
-use platform::kafka::KafkaProducer;
+use platform::kafka::{ConsumerRunner, KafkaProducer};
 use platform::service::Service;
+use tokio_util::sync::CancellationToken;
 
 const NAME: &str = "orders-service";
 
+#[derive(Debug, Parser)]
+#[command(name = NAME, version, about = "Consumes orders from Kafka, stores them in PostgreSQL, serves them from memory.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Inspect the dead-letter topic and replay records to the orders topic.
+    Dlq(dlq::DlqArgs),
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve().await,
+        Some(Command::Dlq(args)) => match load_settings() {
+            Ok(settings) => dlq::run(&settings, args).await,
+            Err(err) => Err(err),
+        },
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{NAME}: {err:#}");
@@ -26,30 +60,91 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let settings: Settings = ConfigLoader::new("orders", "ORDERS")
+fn load_settings() -> anyhow::Result<Settings> {
+    ConfigLoader::new("orders", "ORDERS")
         .load()
-        .context("configuration")?;
+        .context("configuration")
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = load_settings()?;
     let service = Service::start(NAME, &settings.telemetry)?;
 
     let pool = settings.database.lazy_pool(NAME, Schema::Orders.name())?;
     let producer = KafkaProducer::new(&settings.kafka, NAME).context("kafka producer")?;
-    let migrated = ReadyFlag::new();
     service.watch_database(&pool);
     service.watch_kafka(&producer);
-    service.health().register("migrations", migrated.clone());
 
+    let store = Arc::new(PgOrderStore::new(pool.clone()));
+    let cache = Arc::new(MokaOrderCache::new(
+        settings.cache.max_bytes,
+        settings.cache.negative_ttl,
+    ));
+    let ingest = Ingest::new(
+        Arc::clone(&store),
+        Arc::clone(&cache),
+        settings.validation.rules(),
+    );
+    let runner = ConsumerRunner::new(
+        &settings.kafka,
+        settings.topics.subscription(),
+        settings.consumer.clone(),
+        OrdersHandler::new(ingest),
+        Some(producer.clone()),
+        NAME,
+    )?;
+    let migrated = ReadyFlag::new();
+    let warmed_up = ReadyFlag::new();
+    service.health().register("migrations", migrated.clone());
+    service.health().register("warm-up", warmed_up.clone());
+    service.health().register("consumer", runner.ready_flag());
+
+    // Migrations first; then the warm-up and the consumer side by side. Reads during the
+    // warm-up fall back to the database.
     let stop = service.stop_token();
+    let (schema_ready_tx, schema_ready) = tokio::sync::watch::channel(false);
     let migrate_pool = pool.clone();
+    let migrate_stop = stop.clone();
     service.spawn("migrations", async move {
-        if migrations::apply_with_retry(&migrate_pool, Schema::Orders, &stop).await? {
+        if migrations::apply_with_retry(&migrate_pool, Schema::Orders, &migrate_stop).await? {
             migrated.set(true);
+            let _ = schema_ready_tx.send(true);
         }
-        // Stay alive until the stop: a task that ends early stops the service.
-        stop.cancelled().await;
+        migrate_stop.cancelled().await;
         Ok(())
     });
-    service.serve_http(&settings.http, Router::new()).await?;
+    let consumer_stop = stop.clone();
+    let mut consumer_gate = schema_ready.clone();
+    service.spawn("orders-consumer", async move {
+        if wait_for(&mut consumer_gate, &consumer_stop).await {
+            runner.run(consumer_stop).await
+        } else {
+            Ok(())
+        }
+    });
+    let warm_store = Arc::clone(&store);
+    let warm_cache = Arc::clone(&cache);
+    let warm_stop = stop.clone();
+    let mut warm_gate = schema_ready;
+    let cache_settings = settings.cache.clone();
+    service.spawn("cache-warm-up", async move {
+        if wait_for(&mut warm_gate, &warm_stop).await {
+            warm_up_with_retry(&warm_store, &warm_cache, &cache_settings, &warm_stop).await;
+            warmed_up.set(true);
+        }
+        warm_stop.cancelled().await;
+        Ok(())
+    });
+    service.spawn(
+        "cache-metrics",
+        (*cache)
+            .clone()
+            .report_metrics(Duration::from_secs(5), stop.clone()),
+    );
+
+    service
+        .serve_http(&settings.http, http::router(Queries::new(store, cache)))
+        .await?;
 
     let deadline = settings.shutdown.deadline;
     service
@@ -60,4 +155,40 @@ async fn run() -> anyhow::Result<()> {
             pool.close().await;
         })
         .await
+}
+
+/// Waits until the schema is ready; false when the service stops first.
+async fn wait_for(gate: &mut tokio::sync::watch::Receiver<bool>, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        ready = gate.wait_for(|ready| *ready) => ready.is_ok(),
+        () = stop.cancelled() => false,
+    }
+}
+
+/// Warms the cache up, trying again with backoff while the database is unavailable.
+async fn warm_up_with_retry(
+    store: &PgOrderStore,
+    cache: &Arc<MokaOrderCache>,
+    settings: &orders_service::settings::CacheSettings,
+    stop: &CancellationToken,
+) {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        match warm_up(store, cache, settings.warmup_limit, settings.max_bytes).await {
+            Ok(_) => return,
+            Err(err) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "cache warm-up failed, trying again");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
 }

@@ -6,7 +6,11 @@ use platform::http::HttpSettings;
 use platform::kafka::{ConsumerSettings, KafkaSettings, Subscription};
 use platform::shutdown::ShutdownSettings;
 use platform::telemetry::TelemetrySettings;
+use std::time::Duration;
+
 use serde::Deserialize;
+
+use crate::domain::Rules;
 
 /// Everything the orders-service can be told.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -22,6 +26,10 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     /// Topic and group names.
     pub topics: TopicSettings,
+    /// The in-memory cache.
+    pub cache: CacheSettings,
+    /// The message rules.
+    pub validation: ValidationSettings,
     /// Logs, traces.
     pub telemetry: TelemetrySettings,
     /// Stop deadline.
@@ -57,6 +65,59 @@ impl TopicSettings {
             group_id: self.group_id.clone(),
             topics: vec![self.orders.clone()],
             dead_letter_topic: Some(self.dead_letter.clone()),
+        }
+    }
+}
+
+/// The in-memory cache of ready-to-send orders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Budget in bytes of cached orders (JSON plus per-entry overhead).
+    pub max_bytes: u64,
+    /// At most this many of the newest orders are loaded at start.
+    pub warmup_limit: u64,
+    /// How long an unknown id is remembered as unknown.
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 * 1024 * 1024,
+            warmup_limit: 1_000_000,
+            negative_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The message rules' knobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// `false` turns the sum rules and `track_mismatch` into warnings.
+    pub strict: bool,
+    /// Largest accepted message value in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        Self {
+            strict: true,
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl ValidationSettings {
+    /// The domain's rules.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            strict: self.strict,
+            max_bytes: self.max_message_bytes,
+            ..Rules::default()
         }
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One order. Field order is the serialization order and must match `model.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     pub order_uid: String,
     pub track_number: String,
@@ -22,12 +22,13 @@ pub struct Order {
     pub shardkey: String,
     pub sm_id: i64,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub date_created: DateTime<Utc>,
     pub oof_shard: String,
 }
 
 /// Where the order goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub name: String,
     pub phone: String,
@@ -39,7 +40,7 @@ pub struct Delivery {
 }
 
 /// How it was paid. Money in minor units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Payment {
     pub transaction: String,
     pub request_id: String,
@@ -55,7 +56,7 @@ pub struct Payment {
 }
 
 /// One line of the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     pub chrt_id: i64,
     pub track_number: String,
@@ -71,10 +72,11 @@ pub struct Item {
 }
 
 /// The summary shown in lists of recent orders.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderSummary {
     pub order_uid: String,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub date_created: DateTime<Utc>,
     pub customer_id: String,
     /// `payment.amount`, minor units.

@@ -302,6 +302,13 @@ impl<H: BatchHandler> ConsumerRunner<H> {
         self.consumer.subscribe(&topics)?;
         tracing::info!(group = %self.subscription.group_id, topics = ?self.subscription.topics, "consumer subscribed");
         self.ready.set(true);
+        // Counters exist from the start, so a dashboard shows zero rather than nothing.
+        for name in [
+            "kafka_consumer_retries_total",
+            "kafka_consumer_errors_total",
+        ] {
+            metrics::counter!(name, "group" => self.subscription.group_id.clone()).increment(0);
+        }
         let mut pending = VecDeque::new();
         let result = self.consume(&stop, &mut pending).await;
         self.ready.set(false);

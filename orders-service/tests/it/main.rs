@@ -1,0 +1,7 @@
+//! The orders-service's integration tests, against the real PostgreSQL, a private
+//! Kafka-protocol broker per test, and the real service binary.
+
+mod api;
+mod dead_letters;
+mod harness;
+mod restart;
