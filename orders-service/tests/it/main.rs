@@ -2,6 +2,8 @@
 //! Kafka-protocol broker per test, and the real service binary.
 
 mod api;
+mod chaos;
 mod dead_letters;
 mod harness;
+mod outage;
 mod restart;
