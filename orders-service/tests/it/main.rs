@@ -4,6 +4,7 @@
 mod api;
 mod chaos;
 mod dead_letters;
+mod dlq_tool;
 mod harness;
 mod outage;
 mod restart;
