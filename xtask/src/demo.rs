@@ -20,10 +20,13 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// What the demo hooks get to work with.
 #[derive(Debug)]
 pub struct DemoContext {
-    #[allow(dead_code, reason = "for the demo hooks, which are still stubs")]
     pub stack: Stack,
     pub orders_url: String,
     pub label_url: String,
+    /// Where the built binaries are.
+    pub bin_dir: PathBuf,
+    /// The workspace root.
+    pub root: PathBuf,
 }
 
 #[derive(Debug)]
@@ -50,7 +53,15 @@ pub fn run(layout: &Layout) -> Result<()> {
     step("building orders-service and label-service");
     let mut build = sys::cargo();
     build
-        .args(["build", "--bin", "orders-service", "--bin", "label-service"])
+        .args([
+            "build",
+            "--bin",
+            "orders-service",
+            "--bin",
+            "orders-producer",
+            "--bin",
+            "label-service",
+        ])
         .current_dir(&layout.root);
     sys::run(&mut build)?;
     let bin_dir = target_dir(layout).join("debug");
@@ -97,6 +108,8 @@ pub fn run(layout: &Layout) -> Result<()> {
         orders_url: format!("http://{}/", probe_addr(&orders_bind)),
         label_url: format!("http://{}/", probe_addr(&label_bind)),
         stack,
+        bin_dir: bin_dir.clone(),
+        root: layout.root.clone(),
     };
     supervise(&mut services, &signals, &context)
 }
@@ -303,10 +316,51 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// Hook: publish a handful of demo orders once both services are ready.
-fn publish_demo_orders(_context: &DemoContext) -> Result<()> {
-    // later: produce demo orders to the `orders` topic (or POST them to
-    // context.orders_url) once orders-service has its producer binary.
+/// Hook: publish the canonical order and a few hundred generated ones (a few of them
+/// invalid, to show the dead-letter topic at work), then print ids to try.
+fn publish_demo_orders(context: &DemoContext) -> Result<()> {
+    let producer = context.bin_dir.join("orders-producer");
+    let brokers = context.stack.kafka_brokers.as_str();
+    step("publishing the canonical order b563feb7b2b84b6test");
+    let mut canonical = Command::new(&producer);
+    canonical
+        .args(["--brokers", brokers, "--file", "orders-service/tests/fixtures/model.json"])
+        .current_dir(&context.root);
+    sys::run(&mut canonical)?;
+    step("publishing 300 generated orders (3 % of them invalid, for the dead-letter topic)");
+    let mut generated = Command::new(&producer);
+    generated
+        .args([
+            "--brokers",
+            brokers,
+            "--count",
+            "300",
+            "--seed",
+            "2026",
+            "--invalid",
+            "0.03",
+            "--print-ids",
+            "3",
+        ])
+        .current_dir(&context.root);
+    let output = sys::capture(&mut generated)?;
+    if !output.status.success() {
+        bail!("orders-producer failed:\n{}", sys::combined_output(&output));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    if let Some(summary) = lines.next() {
+        note(summary);
+    }
+    let ids: Vec<&str> = lines.map(str::trim).collect();
+    step(format!("orders page: {}", context.orders_url));
+    note("try these order ids:");
+    for id in std::iter::once("b563feb7b2b84b6test").chain(ids.iter().copied()) {
+        note(format!("  {id}  ->  {}?id={id}", context.orders_url));
+    }
+    note(format!(
+        "dead letters: target/debug/orders-service dlq list   (with ORDERS__KAFKA__BROKERS={brokers})"
+    ));
     Ok(())
 }
 
