@@ -5,4 +5,5 @@
 //! Layout: `settings` (typed configuration). The domain, use cases and adapters arrive with
 //! the service's own issue; this crate must not reach into orders-service.
 
+pub mod domain;
 pub mod settings;
