@@ -2,7 +2,6 @@
 //! relays its outbox to Kafka and serves HTTP until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -61,11 +60,6 @@ async fn run() -> anyhow::Result<()> {
 
     let deadline = settings.shutdown.deadline;
     service
-        .run_until_stopped(deadline, async move {
-            if let Err(err) = producer.flush(Duration::from_secs(5)) {
-                tracing::warn!(error = %err, "producer flush failed");
-            }
-            pool.close().await;
-        })
+        .run_until_stopped(deadline, platform::service::release(producer, pool))
         .await
 }

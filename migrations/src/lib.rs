@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::PgPoolOptions;
@@ -130,24 +129,13 @@ pub async fn apply_with_retry(
     schema: Schema,
     stop: &CancellationToken,
 ) -> Result<bool, Error> {
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build();
-    loop {
-        match apply(pool, schema).await {
-            Ok(()) => return Ok(true),
-            Err(err) if err.is_transient() => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(10));
-                tracing::warn!(schema = schema.name(), error = %err, delay_ms = delay.as_millis() as u64, "database not available for migrations yet");
-                tokio::select! {
-                    () = stop.cancelled() => return Ok(false),
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-            Err(err) => return Err(err),
-        }
+    let what = format!("migrating schema {}", schema.name());
+    match platform::shutdown::retry_until_stopped(&what, stop, Error::is_transient, || {
+        apply(pool, schema)
+    })
+    .await
+    {
+        None => Ok(false),
+        Some(result) => result.map(|()| true),
     }
 }

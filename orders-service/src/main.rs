@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use clap::{Parser, Subcommand};
 use migrations::Schema;
 use orders_service::adapters::cache::{MokaOrderCache, warm_up};
@@ -148,12 +147,7 @@ async fn serve() -> anyhow::Result<()> {
 
     let deadline = settings.shutdown.deadline;
     service
-        .run_until_stopped(deadline, async move {
-            if let Err(err) = producer.flush(Duration::from_secs(5)) {
-                tracing::warn!(error = %err, "producer flush failed");
-            }
-            pool.close().await;
-        })
+        .run_until_stopped(deadline, platform::service::release(producer, pool))
         .await
 }
 
@@ -172,23 +166,14 @@ async fn warm_up_with_retry(
     settings: &orders_service::settings::CacheSettings,
     stop: &CancellationToken,
 ) {
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build();
-    loop {
-        match warm_up(store, cache, settings.warmup_limit, settings.max_bytes).await {
-            Ok(_) => return,
-            Err(err) => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(10));
-                tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "cache warm-up failed, trying again");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
+    let warmed = platform::shutdown::retry_until_stopped(
+        "warming the cache up",
+        stop,
+        |_: &orders_service::app::StoreError| true,
+        || warm_up(store, cache, settings.warmup_limit, settings.max_bytes),
+    )
+    .await;
+    if let Some(Err(err)) = warmed {
+        tracing::error!(error = %err, "cache warm-up gave up");
     }
 }

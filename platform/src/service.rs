@@ -155,3 +155,12 @@ impl Service {
 async fn route_not_found(uri: axum::http::Uri) -> Problem {
     Problem::not_found("route_not_found", format!("no route for {}", uri.path()))
 }
+
+/// The usual stop hook: deliver what the producer still holds (5 s at most), then close
+/// the pool so PostgreSQL sees the connections end cleanly.
+pub async fn release(producer: KafkaProducer, pool: PgPool) {
+    if let Err(err) = producer.flush(Duration::from_secs(5)) {
+        tracing::warn!(error = %err, "producer flush failed");
+    }
+    pool.close().await;
+}

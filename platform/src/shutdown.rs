@@ -296,3 +296,40 @@ impl Signals {
         }
     }
 }
+
+/// Runs `attempt` until it succeeds or fails for good, waiting a jittered exponential
+/// backoff (200 ms doubling up to 10 s) after each failure `is_transient` accepts. Returns
+/// `None` when `stop` is cancelled first: start-up work (migrations, warm-up) that waits for
+/// a dependency this way never outlives the service.
+pub async fn retry_until_stopped<T, E, F, Fut>(
+    what: &str,
+    stop: &CancellationToken,
+    is_transient: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Option<Result<T, E>>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    use backon::BackoffBuilder as _;
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        match attempt().await {
+            Err(err) if is_transient(&err) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                tracing::warn!(what, error = %err, delay_ms = delay.as_millis() as u64, "not possible yet, trying again");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            done => return Some(done),
+        }
+    }
+}
