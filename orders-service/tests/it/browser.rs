@@ -1,0 +1,671 @@
+//! The support page in a real headless Chromium, against the real service binary with a
+//! fresh database and a private broker: a lookup with Enter, the sections, source and
+//! latency, raw JSON, hostile order fields shown as text, 404 and 400 messages, deep links
+//! and the recent-orders list. It writes a screenshot of each state to
+//! `target/screenshots/orders-page-*.png`; it must not loosen the page's policy to pass.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+// fantoccini without its TLS features takes any hyper-util connector: plain HTTP to the
+// chromedriver on 127.0.0.1. This needs hyper-util as a dev-dependency of the crate
+// (features client-legacy, http1, tokio); it is already in the lock file through fantoccini.
+use hyper_util::client::legacy::connect::HttpConnector;
+use platform::kafka::{KafkaProducer, OutgoingRecord};
+use platform::testkit::TestBroker;
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const CANONICAL_UID: &str = "b563feb7b2b84b6test";
+const HOSTILE_UID: &str = "hostile1";
+const HOSTILE_NAME: &str = r#"<img src=x onerror="document.title='pwned'">"#;
+const HOSTILE_ITEM: &str = "<script>document.title='pwned'</script>";
+const MODEL_JSON: &str = include_str!("../fixtures/model.json");
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long the page gets to reach a state the test waits for.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate lives in the workspace")
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A scratch directory under the system's temporary directory, removed when dropped.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The service under test.
+// ---------------------------------------------------------------------------------------
+
+/// The running service binary with its own database and broker; all are removed on drop.
+#[derive(Debug)]
+pub(crate) struct ServiceProcess {
+    child: Child,
+    log: PathBuf,
+    admin_url: String,
+    database: String,
+    broker: TestBroker,
+}
+
+impl ServiceProcess {
+    /// Publishes one order to the `orders` topic, keyed by its id.
+    pub(crate) async fn publish(&self, order: &Value) {
+        let producer =
+            KafkaProducer::new(&self.broker.settings(), "orders-browser-test").expect("producer");
+        let uid = order["order_uid"].as_str().expect("order_uid");
+        let record = OutgoingRecord {
+            topic: "orders".to_owned(),
+            key: Some(uid.as_bytes().to_vec()),
+            payload: serde_json::to_vec(order).expect("serialize the order"),
+            headers: Vec::new(),
+        };
+        producer.send(&record).await.expect("publish the order");
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let start = log.len().saturating_sub(4_000);
+        let start = (start..log.len())
+            .find(|i| log.is_char_boundary(*i))
+            .unwrap_or(log.len());
+        log[start..].to_owned()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("the service's log is kept at {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+        // Best effort, on a thread of its own: Drop cannot await, and this may run inside the
+        // test's runtime, where a nested runtime is refused.
+        let admin_url = self.admin_url.clone();
+        let database = self.database.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let drop = format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#);
+                    let _ = sqlx::raw_sql(&drop).execute(&mut conn).await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// `url` with its database name replaced, query parameters kept.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// Starts the built binary against a fresh database and a private broker, and waits until
+/// `/readyz` answers 200. Returns the process and the base URL `http://127.0.0.1:<port>`.
+pub(crate) async fn start_service() -> (ServiceProcess, String) {
+    let admin_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let database = format!("orders_browser_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to PostgreSQL (DATABASE_URL)");
+    sqlx::raw_sql(&format!(r#"CREATE DATABASE "{database}""#))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+    conn.close().await.expect("close the admin connection");
+
+    let broker = TestBroker::start().await;
+    broker
+        .create_topics(&[("orders", 3), ("orders.dlq", 1)])
+        .await;
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = std::env::temp_dir().join(format!(
+        "orders-browser-{}.log",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let log_file = std::fs::File::create(&log).expect("create the service log");
+    let child = Command::new(env!("CARGO_BIN_EXE_orders-service"))
+        .current_dir(workspace_root())
+        .env(
+            "ORDERS__DATABASE__URL",
+            with_database(&admin_url, &database),
+        )
+        .env("ORDERS__KAFKA__BROKERS", broker.brokers())
+        .env("ORDERS__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("ORDERS__KAFKA__SESSION_TIMEOUT", "6s")
+        .env("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms")
+        .env("APP_ENV", "test")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("share the log"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start the orders-service binary");
+    let mut service = ServiceProcess {
+        child,
+        log,
+        admin_url,
+        database,
+        broker,
+    };
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = service.child.try_wait() {
+            panic!(
+                "the service exited with {status} before it was ready:\n{}",
+                service.log_tail()
+            );
+        }
+        if let Ok((200, _, _)) = http_get(&base, "/readyz").await {
+            return (service, base);
+        }
+        if tokio::time::Instant::now() > deadline {
+            let readiness = http_get(&base, "/readyz").await;
+            panic!(
+                "the service was not ready within 60 s ({readiness:?}):\n{}",
+                service.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A GET over a fresh connection: status, lower-cased header block, body.
+pub(crate) async fn http_get(base: &str, path: &str) -> std::io::Result<(u16, String, String)> {
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 10 s"))??;
+    let answer = String::from_utf8(answer)
+        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let (status_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no status"))?;
+    Ok((status, headers.to_ascii_lowercase(), body.to_owned()))
+}
+
+/// Polls the order API until the order is served (it went through Kafka and PostgreSQL).
+pub(crate) async fn wait_for_order(base: &str, uid: &str) -> String {
+    let path = format!("/api/v1/orders/{uid}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = http_get(base, &path).await;
+        if let Ok((200, _, body)) = answer {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {uid} was not served within 30 s; last answer: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub(crate) fn canonical_order() -> Value {
+    serde_json::from_str(MODEL_JSON).expect("model.json is JSON")
+}
+
+/// model.json with a new id and markup in the fields a support person reads first.
+pub(crate) fn hostile_order() -> Value {
+    let mut order = canonical_order();
+    order["order_uid"] = json!(HOSTILE_UID);
+    order["delivery"]["name"] = json!(HOSTILE_NAME);
+    order["items"][0]["name"] = json!(HOSTILE_ITEM);
+    order
+}
+
+// ---------------------------------------------------------------------------------------
+// The browser.
+// ---------------------------------------------------------------------------------------
+
+/// chromedriver (in a process group of its own, so Chromium goes with it) and a session.
+#[derive(Debug)]
+pub(crate) struct Browser {
+    pub(crate) client: Client,
+    driver: Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    pub(crate) async fn start() -> Self {
+        let port = free_port();
+        let driver = {
+            use std::os::unix::process::CommandExt as _;
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start chromedriver (apt-get install chromium chromium-driver)")
+        };
+        let profile = TempDir::new("orders-browser-profile");
+        let mut browser = Self {
+            client: connect(port, &profile.0).await,
+            driver,
+            _profile: profile,
+        };
+        // Checks that the driver did not die right after the session started.
+        assert!(
+            browser.driver.try_wait().ok().flatten().is_none(),
+            "chromedriver exited"
+        );
+        browser
+            .client
+            .set_window_size(1280, 1000)
+            .await
+            .expect("window size");
+        browser
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+async fn connect(port: u16, profile: &Path) -> Client {
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!("a JSON object literal");
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => return client,
+            // chromedriver may not listen yet.
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("no WebDriver session from chromedriver within 20 s: {err}"),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and the Chromium processes it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = workspace_root().join("target").join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+async fn screenshot(client: &Client, state: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    let path = screenshot_dir().join(format!("orders-page-{state}.png"));
+    std::fs::write(&path, png).expect("write the screenshot");
+}
+
+/// Waits until `script` (a function body that returns a boolean) returns true; on timeout
+/// keeps a screenshot of the failure and panics with `what`.
+async fn wait_until(client: &Client, what: &str, script: &str, args: Vec<Value>) {
+    let deadline = tokio::time::Instant::now() + PAGE_TIMEOUT;
+    loop {
+        if let Ok(Value::Bool(true)) = client.execute(script, args.clone()).await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            screenshot(client, "failure").await;
+            let message = text_of(client, "#message").await;
+            let status = text_of(client, "#status").await;
+            panic!(
+                "timed out waiting for {what} (message {message:?}, status {status:?}); \
+                 see target/screenshots/orders-page-failure.png"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The exact `textContent` of the first element matching `css`, or "" when there is none.
+async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element_text(&element).await,
+        Err(_) => String::new(),
+    }
+}
+
+async fn element_text(element: &Element) -> String {
+    element
+        .prop("textContent")
+        .await
+        .expect("textContent")
+        .unwrap_or_default()
+}
+
+/// The order view shows `uid` (and the lookup in flight finished).
+async fn wait_for_order_view(client: &Client, uid: &str) {
+    wait_until(
+        client,
+        &format!("order {uid} to be shown"),
+        "return !document.getElementById('order').hidden \
+            && document.getElementById('order-uid').textContent === arguments[0] \
+            && !document.body.classList.contains('busy');",
+        vec![json!(uid)],
+    )
+    .await;
+}
+
+async fn wait_for_message(client: &Client, kind: &str) -> String {
+    wait_until(
+        client,
+        &format!("a {kind} message"),
+        "const m = document.getElementById('message'); \
+         return !m.hidden && m.dataset.kind === arguments[0];",
+        vec![json!(kind)],
+    )
+    .await;
+    text_of(client, "#message").await
+}
+
+/// Types `id` into the search field and presses Enter.
+async fn look_up(client: &Client, id: &str) {
+    let input = client
+        .find(Locator::Id("order-id"))
+        .await
+        .expect("the id field");
+    input.clear().await.expect("clear the field");
+    input.send_keys(id).await.expect("type the id");
+    input.send_keys(&Key::Enter).await.expect("press Enter");
+}
+
+/// Everything the page does, against a service at `base` that holds the canonical and the
+/// hostile order.
+pub(crate) async fn exercise_page(client: &Client, base: &str) {
+    let canonical_body = wait_for_order(base, CANONICAL_UID).await;
+
+    // A lookup by typing and Enter.
+    client.goto(&format!("{base}/")).await.expect("open /");
+    client
+        .wait()
+        .at_most(PAGE_TIMEOUT)
+        .for_element(Locator::Css("#recent-list li"))
+        .await
+        .expect("the recent-orders list");
+    look_up(client, CANONICAL_UID).await;
+    wait_for_order_view(client, CANONICAL_UID).await;
+    for section in ["summary", "delivery", "payment", "items"] {
+        let element = client.find(Locator::Id(section)).await.expect("a section");
+        assert!(
+            element.is_displayed().await.expect("displayed"),
+            "{section} is shown"
+        );
+    }
+    assert_eq!(
+        text_of(client, "[data-field='delivery.name']").await,
+        "Test Testov"
+    );
+    assert_eq!(
+        text_of(client, "td[data-field='items.name']").await,
+        "Mascaras"
+    );
+    assert_eq!(
+        text_of(client, "[data-field='payment.amount']").await,
+        "18.17 USD"
+    );
+    assert_eq!(
+        text_of(client, "td[data-field='items.total_price']").await,
+        "3.17 USD"
+    );
+    assert_eq!(
+        text_of(client, "[data-field='payment.payment_dt']").await,
+        "2021-11-26 06:22:07 UTC"
+    );
+    let source = text_of(client, "#source").await;
+    assert!(
+        source == "cache" || source == "database",
+        "source {source:?}"
+    );
+    let latency = text_of(client, "#latency").await;
+    let millis = latency
+        .strip_suffix(" ms")
+        .and_then(|number| number.parse::<f64>().ok());
+    assert!(millis.is_some_and(|ms| ms >= 0.0), "latency {latency:?}");
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.query(), Some("id=b563feb7b2b84b6test"), "pushState");
+    screenshot(client, "lookup").await;
+
+    // The raw JSON is the exact body the API sent.
+    let raw = client.find(Locator::Id("raw")).await.expect("raw");
+    assert!(
+        !raw.is_displayed().await.expect("displayed"),
+        "hidden at first"
+    );
+    client
+        .find(Locator::Id("raw-toggle"))
+        .await
+        .expect("toggle")
+        .click()
+        .await
+        .expect("show raw JSON");
+    assert!(
+        raw.is_displayed().await.expect("displayed"),
+        "shown after the toggle"
+    );
+    let raw_text = element_text(&raw).await;
+    assert!(
+        raw_text.contains(r#""order_uid":"b563feb7b2b84b6test""#),
+        "{raw_text}"
+    );
+    assert_eq!(raw_text, canonical_body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&raw_text).expect("raw JSON"),
+        canonical_order()
+    );
+    client
+        .execute(
+            "arguments[0].scrollIntoView({block: 'center'});",
+            vec![serde_json::to_value(&raw).expect("element reference")],
+        )
+        .await
+        .expect("scroll to the raw JSON");
+    screenshot(client, "raw-json").await;
+
+    // Phone width: one column, still readable.
+    client
+        .set_window_size(390, 1000)
+        .await
+        .expect("phone width");
+    client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .expect("scroll to the top");
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .expect("measure");
+    assert_eq!(
+        overflow,
+        json!(false),
+        "no sideways scrolling at phone width"
+    );
+    screenshot(client, "phone").await;
+    client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("desktop width");
+
+    // A deep link to a hostile order: its markup is text, nothing runs, no image appears.
+    wait_for_order(base, HOSTILE_UID).await;
+    client
+        .goto(&format!("{base}/?id={HOSTILE_UID}"))
+        .await
+        .expect("open the deep link");
+    wait_for_order_view(client, HOSTILE_UID).await;
+    assert_eq!(
+        text_of(client, "[data-field='delivery.name']").await,
+        HOSTILE_NAME
+    );
+    assert_eq!(
+        text_of(client, "td[data-field='items.name']").await,
+        HOSTILE_ITEM
+    );
+    let images = client
+        .find_all(Locator::Css("#order img, #order script"))
+        .await
+        .expect("query");
+    assert!(images.is_empty(), "markup from the order became elements");
+    // Gives a broken image's error handler time to run, had one been created.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let title = client.title().await.expect("title");
+    assert_ne!(title, "pwned");
+    assert!(title.contains(HOSTILE_UID), "{title}");
+    screenshot(client, "hostile").await;
+
+    // Unknown id: 404.
+    look_up(client, "doesnotexist").await;
+    let message = wait_for_message(client, "not-found").await;
+    assert_eq!(message, "No order with id “doesnotexist”.");
+    let order = client.find(Locator::Id("order")).await.expect("order");
+    assert!(
+        !order.is_displayed().await.expect("displayed"),
+        "no stale order"
+    );
+    screenshot(client, "not-found").await;
+
+    // Malformed id: 400 with the problem's detail.
+    let (status, _, problem) = http_get(base, "/api/v1/orders/bad%20id!")
+        .await
+        .expect("the API answers");
+    assert_eq!(status, 400, "{problem}");
+    let problem: Value = serde_json::from_str(&problem).expect("problem+json");
+    let detail = problem["detail"].as_str().expect("detail");
+    look_up(client, "bad id!").await;
+    let message = wait_for_message(client, "invalid").await;
+    assert_eq!(message, detail);
+    screenshot(client, "bad-id").await;
+
+    // A click in the recent-orders list opens that order.
+    let entry = client
+        .find(Locator::Css(&format!(
+            "#recent-list a[data-order-uid='{CANONICAL_UID}']"
+        )))
+        .await
+        .expect("the canonical order in the recent list");
+    entry.click().await.expect("click the entry");
+    wait_for_order_view(client, CANONICAL_UID).await;
+    assert_eq!(
+        text_of(client, "[data-field='delivery.name']").await,
+        "Test Testov"
+    );
+    assert_eq!(
+        entry.attr("aria-current").await.expect("attr").as_deref(),
+        Some("true")
+    );
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.query(), Some("id=b563feb7b2b84b6test"));
+    screenshot(client, "recent").await;
+
+    // Back goes to the previous lookup.
+    client.back().await.expect("back");
+    wait_for_message(client, "invalid").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_support_page_shows_orders_as_text_with_errors_links_and_recent_list() {
+    let (service, base) = start_service().await;
+    service.publish(&canonical_order()).await;
+    service.publish(&hostile_order()).await;
+    wait_for_order(&base, CANONICAL_UID).await;
+    wait_for_order(&base, HOSTILE_UID).await;
+
+    let browser = Browser::start().await;
+    exercise_page(&browser.client, &base).await;
+    browser.close().await;
+    drop(service);
+}
