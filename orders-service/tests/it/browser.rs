@@ -16,11 +16,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 // chromedriver on 127.0.0.1. This needs hyper-util as a dev-dependency of the crate
 // (features client-legacy, http1, tokio); it is already in the lock file through fantoccini.
 use hyper_util::client::legacy::connect::HttpConnector;
-use platform::kafka::{KafkaProducer, OutgoingRecord};
-use platform::testkit::TestBroker;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::harness::{ServiceProcess, Stack};
 
 const CANONICAL_UID: &str = "b563feb7b2b84b6test";
 const HOSTILE_UID: &str = "hostile1";
@@ -66,201 +64,6 @@ impl Drop for TempDir {
 // ---------------------------------------------------------------------------------------
 
 /// The running service binary with its own database and broker; all are removed on drop.
-#[derive(Debug)]
-pub(crate) struct ServiceProcess {
-    child: Child,
-    log: PathBuf,
-    admin_url: String,
-    database: String,
-    broker: TestBroker,
-}
-
-impl ServiceProcess {
-    /// Publishes one order to the `orders` topic, keyed by its id.
-    pub(crate) async fn publish(&self, order: &Value) {
-        let producer =
-            KafkaProducer::new(&self.broker.settings(), "orders-browser-test").expect("producer");
-        let uid = order["order_uid"].as_str().expect("order_uid");
-        let record = OutgoingRecord {
-            topic: "orders".to_owned(),
-            key: Some(uid.as_bytes().to_vec()),
-            payload: serde_json::to_vec(order).expect("serialize the order"),
-            headers: Vec::new(),
-        };
-        producer.send(&record).await.expect("publish the order");
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = log.len().saturating_sub(4_000);
-        let start = (start..log.len())
-            .find(|i| log.is_char_boundary(*i))
-            .unwrap_or(log.len());
-        log[start..].to_owned()
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("the service's log is kept at {}", self.log.display());
-        } else {
-            let _ = std::fs::remove_file(&self.log);
-        }
-        // Best effort, on a thread of its own: Drop cannot await, and this may run inside the
-        // test's runtime, where a nested runtime is refused.
-        let admin_url = self.admin_url.clone();
-        let database = self.database.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let drop = format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#);
-                    let _ = sqlx::raw_sql(&drop).execute(&mut conn).await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// `url` with its database name replaced, query parameters kept.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
-/// Starts the built binary against a fresh database and a private broker, and waits until
-/// `/readyz` answers 200. Returns the process and the base URL `http://127.0.0.1:<port>`.
-pub(crate) async fn start_service() -> (ServiceProcess, String) {
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let database = format!("orders_browser_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("connect to PostgreSQL (DATABASE_URL)");
-    sqlx::raw_sql(&format!(r#"CREATE DATABASE "{database}""#))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-    conn.close().await.expect("close the admin connection");
-
-    let broker = TestBroker::start().await;
-    broker
-        .create_topics(&[("orders", 3), ("orders.dlq", 1)])
-        .await;
-
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log = std::env::temp_dir().join(format!(
-        "orders-browser-{}.log",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let log_file = std::fs::File::create(&log).expect("create the service log");
-    let child = Command::new(env!("CARGO_BIN_EXE_orders-service"))
-        .current_dir(workspace_root())
-        .env(
-            "ORDERS__DATABASE__URL",
-            with_database(&admin_url, &database),
-        )
-        .env("ORDERS__KAFKA__BROKERS", broker.brokers())
-        .env("ORDERS__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ORDERS__KAFKA__SESSION_TIMEOUT", "6s")
-        .env("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms")
-        .env("APP_ENV", "test")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("share the log"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start the orders-service binary");
-    let mut service = ServiceProcess {
-        child,
-        log,
-        admin_url,
-        database,
-        broker,
-    };
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = service.child.try_wait() {
-            panic!(
-                "the service exited with {status} before it was ready:\n{}",
-                service.log_tail()
-            );
-        }
-        if let Ok((200, _, _)) = http_get(&base, "/readyz").await {
-            return (service, base);
-        }
-        if tokio::time::Instant::now() > deadline {
-            let readiness = http_get(&base, "/readyz").await;
-            panic!(
-                "the service was not ready within 60 s ({readiness:?}):\n{}",
-                service.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A GET over a fresh connection: status, lower-cased header block, body.
-pub(crate) async fn http_get(base: &str, path: &str) -> std::io::Result<(u16, String, String)> {
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 10 s"))??;
-    let answer = String::from_utf8(answer)
-        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let (status_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no status"))?;
-    Ok((status, headers.to_ascii_lowercase(), body.to_owned()))
-}
-
-/// Polls the order API until the order is served (it went through Kafka and PostgreSQL).
-pub(crate) async fn wait_for_order(base: &str, uid: &str) -> String {
-    let path = format!("/api/v1/orders/{uid}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = http_get(base, &path).await;
-        if let Ok((200, _, body)) = answer {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "order {uid} was not served within 30 s; last answer: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 pub(crate) fn canonical_order() -> Value {
     serde_json::from_str(MODEL_JSON).expect("model.json is JSON")
 }
@@ -463,8 +266,15 @@ async fn look_up(client: &Client, id: &str) {
 
 /// Everything the page does, against a service at `base` that holds the canonical and the
 /// hostile order.
-pub(crate) async fn exercise_page(client: &Client, base: &str) {
-    let canonical_body = wait_for_order(base, CANONICAL_UID).await;
+pub(crate) async fn exercise_page(client: &Client, base: &str, service: &ServiceProcess) {
+    let canonical_body = service
+        .wait_status(
+            &format!("/api/v1/orders/{CANONICAL_UID}"),
+            200,
+            Duration::from_secs(30),
+        )
+        .await
+        .text();
 
     // A lookup by typing and Enter.
     client.goto(&format!("{base}/")).await.expect("open /");
@@ -581,7 +391,13 @@ pub(crate) async fn exercise_page(client: &Client, base: &str) {
         .expect("desktop width");
 
     // A deep link to a hostile order: its markup is text, nothing runs, no image appears.
-    wait_for_order(base, HOSTILE_UID).await;
+    service
+        .wait_status(
+            &format!("/api/v1/orders/{HOSTILE_UID}"),
+            200,
+            Duration::from_secs(30),
+        )
+        .await;
     client
         .goto(&format!("{base}/?id={HOSTILE_UID}"))
         .await
@@ -619,11 +435,9 @@ pub(crate) async fn exercise_page(client: &Client, base: &str) {
     screenshot(client, "not-found").await;
 
     // Malformed id: 400 with the problem's detail.
-    let (status, _, problem) = http_get(base, "/api/v1/orders/bad%20id!")
-        .await
-        .expect("the API answers");
-    assert_eq!(status, 400, "{problem}");
-    let problem: Value = serde_json::from_str(&problem).expect("problem+json");
+    let answer = service.get("/api/v1/orders/bad%20id!").await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let problem: Value = answer.json();
     let detail = problem["detail"].as_str().expect("detail");
     look_up(client, "bad id!").await;
     let message = wait_for_message(client, "invalid").await;
@@ -658,14 +472,24 @@ pub(crate) async fn exercise_page(client: &Client, base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_support_page_shows_orders_as_text_with_errors_links_and_recent_list() {
-    let (service, base) = start_service().await;
-    service.publish(&canonical_order()).await;
-    service.publish(&hostile_order()).await;
-    wait_for_order(&base, CANONICAL_UID).await;
-    wait_for_order(&base, HOSTILE_UID).await;
+    let stack = Stack::new().await;
+    let service = ServiceProcess::start(&stack, &[]).await;
+    for order in [canonical_order(), hostile_order()] {
+        let uid = order["order_uid"].as_str().expect("order_uid").to_owned();
+        stack
+            .publish(Some(&uid), &serde_json::to_vec(&order).expect("json"))
+            .await;
+        service
+            .wait_status(
+                &format!("/api/v1/orders/{uid}"),
+                200,
+                Duration::from_secs(30),
+            )
+            .await;
+    }
+    let base = format!("http://{}", service.address);
 
     let browser = Browser::start().await;
-    exercise_page(&browser.client, &base).await;
+    exercise_page(&browser.client, &base, &service).await;
     browser.close().await;
-    drop(service);
 }

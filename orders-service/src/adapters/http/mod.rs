@@ -5,6 +5,7 @@
 //! The hit path of `GET /order/{id}` serializes nothing: it sends the cached bytes.
 
 mod openapi;
+pub mod page;
 
 use axum::Json;
 use axum::Router;
@@ -34,6 +35,7 @@ pub fn router<S: OrderStore, C: OrderCache>(queries: Queries<S, C>) -> Router {
         .route("/api/v1/orders", get(list_orders::<S, C>))
         .with_state(queries)
         .merge(openapi::router())
+        .merge(page::router())
 }
 
 async fn get_order<S: OrderStore, C: OrderCache>(
