@@ -8,4 +8,5 @@ mod dead_letters;
 mod dlq_tool;
 mod harness;
 mod outage;
+mod producer;
 mod restart;
