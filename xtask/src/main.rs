@@ -2,6 +2,7 @@
 //! demo, CI). It orchestrates external tools and says what it does; it must
 //! not become a second build system or hold project logic.
 
+mod bench;
 mod broker;
 mod checks;
 mod demo;
@@ -28,6 +29,11 @@ commands:
   test [-- ARGS]  stack up, cargo fmt --check, clippy -D warnings, cargo nextest run
                   (ARGS go to nextest)
   demo            stack up, then run orders-service and label-service until Ctrl-C
+  bench orders [--quick] [--keep]
+                  benchmark the orders-service (release build, private broker, database
+                  orders_bench) against nginx, COPY and a bare SELECT; writes
+                  docs/benchmarks.md (--quick: a smaller smoke run, written to
+                  target/bench/benchmarks-quick.md; --keep: keep the orders_bench database)
   ci              what .ci/run runs: exactly `cargo xtask test`
 
 environment:
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
         ["install-broker"] => broker::install(),
         ["test", ..] => checks::run(&layout, &args[1..]),
         ["demo"] => demo::run(&layout),
+        ["bench", "orders", ..] => bench::run(&layout, &args[2..]),
         ["ci"] => checks::run(&layout, &[]),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
