@@ -39,6 +39,11 @@ struct Service {
 }
 
 pub fn run(layout: &Layout) -> Result<()> {
+    // The local broker keeps everything in memory, and a long-lived one can hold consumer
+    // group state that stalls a new member's join (seen with Tansu): the demo starts from a
+    // fresh broker it owns. A broker xtask did not start is left alone.
+    step("restarting the local broker so the demo starts clean");
+    crate::broker::down(layout)?;
     let stack = stack::up(layout)?;
     let orders_bind = bind_from_env("ORDERS__HTTP__BIND", "127.0.0.1:8080");
     let label_bind = bind_from_env("LABEL__HTTP__BIND", "127.0.0.1:8081");
@@ -78,6 +83,10 @@ pub fn run(layout: &Layout) -> Result<()> {
         &[
             ("ORDERS__DATABASE__URL", stack.database_url.as_str()),
             ("ORDERS__KAFKA__BROKERS", stack.kafka_brokers.as_str()),
+            // The local broker (Tansu) takes half the session timeout to form a group; the
+            // short timeouts its notes recommend make the consumer start in seconds.
+            ("ORDERS__KAFKA__SESSION_TIMEOUT", "6s"),
+            ("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms"),
             ("ORDERS__HTTP__BIND", orders_bind.as_str()),
         ],
         &stack,
@@ -90,6 +99,8 @@ pub fn run(layout: &Layout) -> Result<()> {
         &[
             ("LABEL__DATABASE__URL", stack.database_url.as_str()),
             ("LABEL__KAFKA__BROKERS", stack.kafka_brokers.as_str()),
+            ("LABEL__KAFKA__SESSION_TIMEOUT", "6s"),
+            ("LABEL__KAFKA__HEARTBEAT_INTERVAL", "500ms"),
             ("LABEL__HTTP__BIND", label_bind.as_str()),
         ],
         &stack,
@@ -236,8 +247,12 @@ fn supervise(
             }
             if services.iter().all(|s| s.ready) {
                 announced = true;
-                publish_demo_orders(context)?;
-                seed_label_demo_cast(context)?;
+                if let Err(err) =
+                    publish_demo_orders(context).and_then(|()| seed_label_demo_cast(context))
+                {
+                    stop(services, true, signals);
+                    return Err(err);
+                }
                 step(format!(
                     "demo running: orders {} | label {} | press Ctrl-C to stop",
                     context.orders_url, context.label_url
@@ -324,7 +339,12 @@ fn publish_demo_orders(context: &DemoContext) -> Result<()> {
     step("publishing the canonical order b563feb7b2b84b6test");
     let mut canonical = Command::new(&producer);
     canonical
-        .args(["--brokers", brokers, "--file", "orders-service/tests/fixtures/model.json"])
+        .args([
+            "--brokers",
+            brokers,
+            "--file",
+            "orders-service/tests/fixtures/model.json",
+        ])
         .current_dir(&context.root);
     sys::run(&mut canonical)?;
     step("publishing 300 generated orders (3 % of them invalid, for the dead-letter topic)");
@@ -353,6 +373,30 @@ fn publish_demo_orders(context: &DemoContext) -> Result<()> {
         note(summary);
     }
     let ids: Vec<&str> = lines.map(str::trim).collect();
+    step("waiting until orders-service has stored and serves the canonical order");
+    let address = context
+        .orders_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let started = Instant::now();
+    loop {
+        match crate::http::get_status(
+            &address,
+            "/order/b563feb7b2b84b6test",
+            Duration::from_secs(2),
+        ) {
+            Ok(200) => break,
+            _ if started.elapsed() > READY_TIMEOUT => {
+                bail!("orders-service did not serve the canonical order within {READY_TIMEOUT:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    note(format!(
+        "served after {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
     step(format!("orders page: {}", context.orders_url));
     note("try these order ids:");
     for id in std::iter::once("b563feb7b2b84b6test").chain(ids.iter().copied()) {
