@@ -129,21 +129,39 @@ fn async_stream(
     pool: PgPool,
     limit: i64,
 ) -> BoxStream<'static, Result<(String, OrderJson), StoreError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (sender, rx) = tokio::sync::mpsc::channel(1024);
+    let tx_err = sender.clone();
     tokio::spawn(async move {
+        // One long read: the pool's statement timeout guards ordinary queries, but a warm-up
+        // of a million orders may rightly take longer, so it is lifted for this transaction
+        // only. Were it not, the warm-up would time out and start over forever.
+        let mut tx = match pool.begin().await {
+            Ok(tx) => tx,
+            Err(err) => {
+                let _ = tx_err.send(Err(store_error(err.into()))).await;
+                return;
+            }
+        };
+        if let Err(err) = sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await
+        {
+            let _ = tx_err.send(Err(store_error(err.into()))).await;
+            return;
+        }
         let mut rows = sqlx::query_as::<_, (String, Vec<u8>, Vec<u8>)>(
             "SELECT order_uid, canonical_json, payload_sha256 FROM orders.orders
              ORDER BY date_created DESC, order_uid DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch(&pool);
+        .fetch(&mut *tx);
         while let Some(row) = rows.next().await {
             let item = row
                 .map(|(uid, json, sha)| (uid, OrderJson::new(Bytes::from(json), &sha)))
                 .map_err(|e| store_error(e.into()));
             let failed = item.is_err();
             // The receiver went away: the warm-up stopped reading, so stop the query.
-            if tx.send(item).await.is_err() || failed {
+            if sender.send(item).await.is_err() || failed {
                 break;
             }
         }
