@@ -499,20 +499,17 @@ pub async fn report_pool_metrics(
     period: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut ticker = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            _ = ticker.tick() => {
-                let size = pool.size();
-                let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-                metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-                metrics::gauge!("db_pool_connections", "state" => "in_use")
-                    .set(f64::from(size.saturating_sub(idle)));
-                metrics::gauge!("db_pool_connections_max").set(f64::from(pool.options().get_max_connections()));
-            }
-        }
-    }
+    crate::shutdown::every(period, stop, || {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+        metrics::gauge!("db_pool_connections", "state" => "in_use")
+            .set(f64::from(size.saturating_sub(idle)));
+        metrics::gauge!("db_pool_connections_max")
+            .set(f64::from(pool.options().get_max_connections()));
+        std::future::ready(())
+    })
+    .await
 }
 
 #[cfg(test)]

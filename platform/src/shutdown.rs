@@ -333,3 +333,23 @@ where
         }
     }
 }
+
+/// Runs `tick` every `period` until `stop` is cancelled: the loop behind periodic gauges
+/// (pool usage, cache size). Always ends with `Ok`, so it suits [`Shutdown::spawn`].
+pub async fn every<F, Fut>(
+    period: Duration,
+    stop: CancellationToken,
+    mut tick: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = ticker.tick() => tick().await,
+        }
+    }
+}

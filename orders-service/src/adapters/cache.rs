@@ -70,17 +70,12 @@ impl MokaOrderCache {
         period: Duration,
         stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut ticker = tokio::time::interval(period);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                _ = ticker.tick() => {
-                    let (entries, bytes) = self.usage().await;
-                    metrics::gauge!("orders_cache_entries").set(entries as f64);
-                    metrics::gauge!("orders_cache_bytes").set(bytes as f64);
-                }
-            }
-        }
+        platform::shutdown::every(period, stop, || async {
+            let (entries, bytes) = self.usage().await;
+            metrics::gauge!("orders_cache_entries").set(entries as f64);
+            metrics::gauge!("orders_cache_bytes").set(bytes as f64);
+        })
+        .await
     }
 }
 
