@@ -2,8 +2,10 @@
 //! publish releases, managers accept or decline what deferred actions (carried by Kafka)
 //! assigned and evaluated for them, and an admin appoints managers.
 //!
-//! Layout: `settings` (typed configuration). The domain, use cases and adapters arrive with
-//! the service's own issue; this crate must not reach into orders-service.
+//! Layout: `domain` (plain data, rules, no I/O), `app` (use cases and the ports they need),
+//! `adapters` (HTTP and Kafka in; PostgreSQL, outbox and argon2 out), `settings`. This crate
+//! must not reach into orders-service.
 
+pub mod app;
 pub mod domain;
 pub mod settings;

@@ -24,7 +24,7 @@ pub struct Facts {
 }
 
 /// One criterion's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entry {
     pub name: String,
     pub diff: i32,

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The two kinds of request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RequestType {
     /// A non-member asks to join the label.
     Sign,
@@ -26,10 +26,19 @@ impl RequestType {
             RequestType::Publish => "Publish",
         }
     }
+
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Sign" => Some(RequestType::Sign),
+            "Publish" => Some(RequestType::Publish),
+            _ => None,
+        }
+    }
 }
 
 /// Where a request is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Status {
     New,
     Processing,

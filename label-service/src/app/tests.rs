@@ -1,0 +1,1 @@
+//! Use-case tests with mockall mocks of the ports.
