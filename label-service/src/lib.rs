@@ -6,6 +6,7 @@
 //! `adapters` (HTTP and Kafka in; PostgreSQL, outbox and argon2 out), `settings`. This crate
 //! must not reach into orders-service.
 
+pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod settings;

@@ -1,0 +1,4 @@
+//! Adapters: HTTP and Kafka in; PostgreSQL (with the outbox) and argon2 out. They translate
+//! and hold no business rule.
+
+pub mod kafka;
