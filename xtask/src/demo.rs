@@ -408,10 +408,45 @@ fn publish_demo_orders(context: &DemoContext) -> Result<()> {
     Ok(())
 }
 
-/// Hook: seed label-service's demo cast (users, artists, releases).
-fn seed_label_demo_cast(_context: &DemoContext) -> Result<()> {
-    // later: run `label-cli seed --demo` (or the seeding endpoint) against
-    // context.label_url once label-service has it.
+/// Hook: seed label-service's demo cast (an admin, four managers, two artists with one
+/// release, two non-members) with `label-service seed`, which prints the passwords once, and
+/// say how to log in.
+fn seed_label_demo_cast(context: &DemoContext) -> Result<()> {
+    step("seeding label-service's demo cast");
+    let mut seed = Command::new(context.bin_dir.join("label-service"));
+    seed.arg("seed")
+        .current_dir(&context.root)
+        .envs(context.stack.env())
+        .env("LABEL__DATABASE__URL", &context.stack.database_url);
+    let output = sys::capture(&mut seed)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        for line in stdout.lines() {
+            note(line);
+        }
+    } else {
+        let all = sys::combined_output(&output);
+        if all.contains("seeded only once") {
+            note("the demo cast was seeded by an earlier demo; its passwords were printed then");
+            note(
+                "to seed again, drop the schema first: psql \"$DATABASE_URL\" -c 'DROP SCHEMA label CASCADE'",
+            );
+        } else {
+            bail!("label-service seed failed:\n{all}");
+        }
+    }
+    let api = format!("{}api/v1", context.label_url);
+    step(format!(
+        "label API: {api}  (OpenAPI viewer: {}docs)",
+        context.label_url
+    ));
+    note("log in with an e-mail and password from the table above, then send the token:");
+    note(format!(
+        "  curl -s -X POST {api}/auth/login -H 'content-type: application/json' -d '{{\"email\":\"maria@label.example\",\"password\":\"<password>\"}}'"
+    ));
+    note(format!(
+        "  curl -s {api}/requests -H 'authorization: Bearer <token>'"
+    ));
     Ok(())
 }
 
