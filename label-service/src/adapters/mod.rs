@@ -2,3 +2,5 @@
 //! and hold no business rule.
 
 pub mod kafka;
+pub mod passwords;
+pub mod postgres;

@@ -1,0 +1,4 @@
+//! The integration tests of the label-service, in one binary.
+
+mod db;
+mod postgres;
