@@ -52,7 +52,8 @@ impl StepOutcome {
 
 /// The delay before attempt `attempt + 1` of a step: 1 s doubling to 10 min by default.
 pub fn retry_delay(min: Duration, max: Duration, attempt: u32) -> Duration {
-    let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+    // 64 doublings pass any sane cap (2^64 ns is 584 years): never walk further.
+    let index = usize::try_from(attempt.saturating_sub(1)).map_or(64, |i| i.min(64));
     ExponentialBuilder::default()
         .with_min_delay(min)
         .with_max_delay(max)
