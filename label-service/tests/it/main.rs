@@ -2,3 +2,7 @@
 
 mod db;
 mod postgres;
+mod api;
+mod authz;
+mod concurrency;
+mod security;

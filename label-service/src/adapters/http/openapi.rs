@@ -1,0 +1,200 @@
+//! The OpenAPI 3.1 document of the label-service, generated with utoipa from the handlers'
+//! `#[utoipa::path]` attributes and the domain's schemas, served at `/api-docs/openapi.json`,
+//! and a viewer at `/docs` that loads nothing from the network (its script renders the
+//! document with DOM text APIs under a strict content security policy).
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::handlers;
+use crate::domain::validation::FieldError;
+
+/// RFC 9457 problem details, as every error is answered (`application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemDetails {
+    /// A URI for the problem type; `about:blank` for plain HTTP statuses.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// The status's reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What happened, for people.
+    pub detail: Option<String>,
+    /// Stable machine code, snake_case: `unauthenticated`, `validation_failed`,
+    /// `release_not_found`, `already_closed`...
+    pub code: String,
+    /// 422 only: one entry per invalid field.
+    pub errors: Option<Vec<FieldError>>,
+}
+
+struct BearerSecurity;
+
+impl Modify for BearerSecurity {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".to_owned());
+        scheme.description = Some(
+            "A token from `POST /api/v1/auth/register` or `POST /api/v1/auth/login` (HS256)"
+                .to_owned(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "label-service",
+        description = "A music label's request system: people register and ask to join, \
+                       artists upload releases and ask to publish them, managers accept or \
+                       decline what deferred actions assigned and evaluated for them, an \
+                       admin appoints managers. Errors are `application/problem+json` with \
+                       a stable `code`."
+    ),
+    paths(
+        handlers::register,
+        handlers::login,
+        handlers::me,
+        handlers::list_users,
+        handlers::get_user,
+        handlers::list_managers,
+        handlers::appoint_managers,
+        handlers::get_manager,
+        handlers::get_artist,
+        handlers::list_releases,
+        handlers::upload_release,
+        handlers::get_release,
+        handlers::get_track,
+        handlers::list_publications,
+        handlers::list_requests,
+        handlers::get_request,
+        handlers::apply_sign,
+        handlers::apply_publish,
+        handlers::accept,
+        handlers::decline,
+    ),
+    components(schemas(ProblemDetails, FieldError)),
+    modifiers(&BearerSecurity),
+    tags(
+        (name = "auth", description = "Registration and login"),
+        (name = "people", description = "The caller, users and managers"),
+        (name = "catalog", description = "Artists, releases, tracks and publications"),
+        (name = "requests", description = "Sign and publish requests"),
+        (name = "operations", description = "Health, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Routes served outside `/api/v1`: those of `platform::service` and of this module.
+const PLAIN_ROUTES: [(&str, &str, &str, &str); 6] = [
+    (
+        "/livez",
+        "livez",
+        "Liveness: the process answers",
+        "application/json",
+    ),
+    (
+        "/readyz",
+        "readyz",
+        "Readiness: 200 when every check passes, 503 naming those that fail",
+        "application/json",
+    ),
+    ("/metrics", "metrics", "Prometheus metrics", "text/plain"),
+    (
+        "/api-docs/openapi.json",
+        "openapi",
+        "This document (OpenAPI 3.1)",
+        "application/json",
+    ),
+    ("/docs", "docs", "A viewer of this document", "text/html"),
+    (
+        "/docs/docs.js",
+        "docsScript",
+        "The viewer's script",
+        "text/javascript",
+    ),
+];
+
+/// The document as a value.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut api = ApiDoc::openapi();
+    for (path, id, summary, content_type) in PLAIN_ROUTES {
+        api.paths.add_path_operation(
+            path,
+            vec![HttpMethod::Get],
+            OperationBuilder::new()
+                .operation_id(Some(id))
+                .summary(Some(summary))
+                .tag("operations")
+                .response(
+                    "200",
+                    ResponseBuilder::new()
+                        .description(summary)
+                        .content(content_type, ContentBuilder::new().build())
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    api
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    // The document is built from constants; failing to serialize it would be a bug, and an
+    // empty answer makes it visible at once.
+    openapi().to_pretty_json().unwrap_or_default()
+});
+
+/// The document as served.
+pub fn document() -> &'static str {
+    &DOCUMENT
+}
+
+const DOCS_HTML: &str = include_str!("docs/docs.html");
+const DOCS_JS: &str = include_str!("docs/docs.js");
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
+
+pub(super) fn router() -> Router {
+    Router::new()
+        .route(
+            "/api-docs/openapi.json",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    document(),
+                )
+            }),
+        )
+        .route(
+            "/docs",
+            get(|| async { with_csp("text/html; charset=utf-8", DOCS_HTML) }),
+        )
+        .route(
+            "/docs/docs.js",
+            get(|| async { with_csp("text/javascript; charset=utf-8", DOCS_JS) }),
+        )
+}
+
+fn with_csp(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        ],
+        body,
+    )
+}
