@@ -1,23 +1,56 @@
-//! The label-service binary: loads settings, migrates its schema once the database answers,
-//! relays its outbox to Kafka and serves HTTP until SIGINT/SIGTERM.
+//! The label-service binary. `label-service` (or `label-service serve`) runs the service:
+//! it migrates its schema once the database answers, creates the first admin from
+//! configuration, relays its outbox to Kafka, consumes the deferred actions and serves the
+//! HTTP API until SIGINT/SIGTERM. `label-service seed` fills a fresh database with the demo
+//! cast and prints their passwords once.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use axum::Router;
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use label_service::adapters::http;
+use label_service::adapters::kafka::DeferredActionsHandler;
+use label_service::adapters::passwords::Argon2Hasher;
+use label_service::adapters::postgres::PgStore;
+use label_service::app::{AppError, Label};
 use label_service::settings::Settings;
 use migrations::Schema;
 use platform::config::ConfigLoader;
 use platform::http::ReadyFlag;
-use platform::kafka::KafkaProducer;
+use platform::kafka::{ConsumerRunner, KafkaProducer};
 use platform::outbox::{OutboxTable, Relay};
 use platform::service::Service;
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
 
 const NAME: &str = "label-service";
 
+#[derive(Debug, Parser)]
+#[command(name = NAME, version, about = "A music label's request system: join, publish, evaluate, accept.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Fill a fresh database with the demo cast and print their passwords once.
+    Seed,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve().await,
+        Some(Command::Seed) => seed().await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{NAME}: {err:#}");
@@ -26,40 +59,175 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let settings: Settings = ConfigLoader::new("label", "LABEL")
+fn load_settings() -> anyhow::Result<Settings> {
+    ConfigLoader::new("label", "LABEL")
         .load()
-        .context("configuration")?;
+        .context("configuration")
+}
+
+/// The environment the service runs in (`APP_ENV`, `development` when unset).
+fn environment() -> String {
+    std::env::var(platform::config::APP_ENV)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| platform::config::DEFAULT_ENVIRONMENT.to_owned())
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    settings
+        .auth
+        .check_for_environment(&environment())
+        .map_err(anyhow::Error::msg)
+        .context("refusing to start")?;
     let service = Service::start(NAME, &settings.telemetry)?;
 
     let pool = settings.database.lazy_pool(NAME, Schema::Label.name())?;
     let producer = KafkaProducer::new(&settings.kafka, NAME).context("kafka producer")?;
-    let migrated = ReadyFlag::new();
     service.watch_database(&pool);
     service.watch_kafka(&producer);
-    service.health().register("migrations", migrated.clone());
 
-    let stop = service.stop_token();
-    let migrate_pool = pool.clone();
+    let store = PgStore::new(pool.clone(), settings.topics.deferred())?;
+    let label = Label::new(store, Argon2Hasher::new(), settings.requests.rules());
+    let runner = ConsumerRunner::new(
+        &settings.kafka,
+        settings.topics.subscription(),
+        settings.consumer.clone(),
+        DeferredActionsHandler::new(label.clone()),
+        Some(producer.clone()),
+        NAME,
+    )?;
     let relay = Relay::new(
         pool.clone(),
         producer.clone(),
         OutboxTable::new("label.outbox")?,
         settings.outbox.clone(),
     );
-    service.spawn("migrations-then-outbox-relay", async move {
-        if migrations::apply_with_retry(&migrate_pool, Schema::Label, &stop).await? {
+    let migrated = ReadyFlag::new();
+    service.health().register("migrations", migrated.clone());
+    service.health().register("consumer", runner.ready_flag());
+
+    // Migrations first; then the first admin, the outbox relay and the consumer.
+    let stop = service.stop_token();
+    let (schema_ready_tx, schema_ready) = tokio::sync::watch::channel(false);
+    let migrate_pool = pool.clone();
+    let migrate_stop = stop.clone();
+    let admin_label = label.clone();
+    let admin = settings.admin.clone();
+    service.spawn("migrations-then-admin", async move {
+        if migrations::apply_with_retry(&migrate_pool, Schema::Label, &migrate_stop).await? {
+            ensure_admin(&admin_label, &admin, &migrate_stop).await?;
             migrated.set(true);
-            // The relay needs the outbox table: it starts once the schema is there.
-            relay.run(stop.clone()).await?;
+            let _ = schema_ready_tx.send(true);
         }
-        stop.cancelled().await;
+        migrate_stop.cancelled().await;
         Ok(())
     });
-    service.serve_http(&settings.http, Router::new()).await?;
+    let relay_stop = stop.clone();
+    let mut relay_gate = schema_ready.clone();
+    service.spawn("outbox-relay", async move {
+        if wait_for(&mut relay_gate, &relay_stop).await {
+            relay.run(relay_stop).await
+        } else {
+            Ok(())
+        }
+    });
+    let consumer_stop = stop.clone();
+    let mut consumer_gate = schema_ready;
+    service.spawn("deferred-actions-consumer", async move {
+        if wait_for(&mut consumer_gate, &consumer_stop).await {
+            runner.run(consumer_stop).await
+        } else {
+            Ok(())
+        }
+    });
+
+    service
+        .serve_http(&settings.http, http::router(label, settings.auth.clone()))
+        .await?;
 
     let deadline = settings.shutdown.deadline;
     service
         .run_until_stopped(deadline, platform::service::release(producer, pool))
         .await
+}
+
+/// Waits until the schema is ready; false when the service stops first.
+async fn wait_for(gate: &mut tokio::sync::watch::Receiver<bool>, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        ready = gate.wait_for(|ready| *ready) => ready.is_ok(),
+        () = stop.cancelled() => false,
+    }
+}
+
+/// Creates the configured first admin when no admin exists, trying again while the
+/// database is unavailable. Settings that cannot make an admin stop the service.
+async fn ensure_admin(
+    label: &Label<PgStore, Argon2Hasher>,
+    admin: &label_service::settings::AdminSettings,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&admin.email, &admin.password) else {
+        tracing::info!("admin.email/admin.password not set: no first admin is created");
+        return Ok(());
+    };
+    let created = platform::shutdown::retry_until_stopped(
+        "creating the first admin",
+        stop,
+        AppError::is_transient,
+        || label.ensure_admin(&admin.name, email, password.expose_secret()),
+    )
+    .await;
+    match created {
+        None => Ok(()),
+        Some(Ok(Some(user))) => {
+            tracing::info!(user_id = user.id, email = %user.email, "first admin created");
+            Ok(())
+        }
+        Some(Ok(None)) => Ok(()),
+        Some(Err(err)) => Err(anyhow::anyhow!("admin settings: {err}")),
+    }
+}
+
+async fn seed() -> anyhow::Result<()> {
+    let settings = load_settings()?;
+    let pool = settings.database.lazy_pool(NAME, Schema::Label.name())?;
+    migrations::apply(&pool, Schema::Label)
+        .await
+        .context("migrating the label schema")?;
+    let store = PgStore::new(pool.clone(), settings.topics.deferred())?;
+    let label = Label::new(store, Argon2Hasher::new(), settings.requests.rules());
+    let report = label
+        .seed_demo(Utc::now().date_naive(), || {
+            rand::rng()
+                .sample_iter(&Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect()
+        })
+        .await
+        .map_err(|err| anyhow::anyhow!("seeding: {err}"))?;
+    println!("Demo cast seeded. These passwords are shown once; keep them:");
+    println!();
+    println!(
+        "{:<10} {:<24} {:<18} {:<13} name",
+        "role", "e-mail", "password", "nickname"
+    );
+    for person in &report.people {
+        println!(
+            "{:<10} {:<24} {:<18} {:<13} {}",
+            person.user.role.as_str(),
+            person.user.email,
+            person.password,
+            person.nickname.as_deref().unwrap_or("-"),
+            person.user.name,
+        );
+    }
+    println!();
+    println!(
+        "Unpublished release {} (2 rock tracks) belongs to the first artist.",
+        report.release_id
+    );
+    pool.close().await;
+    Ok(())
 }

@@ -1,8 +1,12 @@
 //! The integration tests of the label-service, in one binary.
 
-mod db;
-mod postgres;
 mod api;
 mod authz;
 mod concurrency;
+mod db;
+mod outage;
+mod postgres;
 mod security;
+mod stack;
+mod startup;
+mod workflow;

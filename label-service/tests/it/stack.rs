@@ -1,0 +1,383 @@
+//! The process-level test stack of the label-service: a fresh database and a private broker
+//! per test, the real `label-service` binary started against them, and a small JSON client
+//! for its API. Used by the tests that need the whole service (deferred actions through
+//! Kafka, the outbox during a broker outage, retries, expiry, start-up checks).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use platform::testkit::{TestBroker, eventually, http_get, unique};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub const SIGN: &str = "label.sign-requests";
+pub const PUBLISH: &str = "label.publish-requests";
+pub const DEAD_LETTER: &str = "label.dead-letter";
+pub const ADMIN_EMAIL: &str = "admin@label.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const JWT_SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{database}")
+}
+
+/// A broker and a database of one test's own.
+pub struct LabelStack {
+    pub broker: TestBroker,
+    pub database: String,
+    pub database_url: String,
+}
+
+impl LabelStack {
+    pub async fn new() -> Self {
+        let broker = TestBroker::start().await;
+        create_topics(&broker).await;
+        let database = unique("label_test").replace('-', "_");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .expect("the test PostgreSQL answers at DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        admin.close().await;
+        let database_url = with_database(&admin_url(), &database);
+        Self {
+            broker,
+            database,
+            database_url,
+        }
+    }
+
+    /// A pool on the test database.
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.database_url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Runs a scalar query on the test database.
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        let pool = self.pool().await;
+        let value = sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("query");
+        pool.close().await;
+        value
+    }
+}
+
+/// The topics the service expects, with the partitions it expects.
+pub async fn create_topics(broker: &TestBroker) {
+    broker
+        .create_topics(&[(SIGN, 3), (PUBLISH, 3), (DEAD_LETTER, 1)])
+        .await;
+}
+
+impl Drop for LabelStack {
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The environment every test run of the binary gets.
+fn base_env(stack: &LabelStack, port: u16) -> Vec<(String, String)> {
+    [
+        ("APP_ENV", "test".to_owned()),
+        ("LABEL__DATABASE__URL", stack.database_url.clone()),
+        ("LABEL__KAFKA__BROKERS", stack.broker.brokers()),
+        ("LABEL__KAFKA__SESSION_TIMEOUT", "6s".to_owned()),
+        ("LABEL__KAFKA__HEARTBEAT_INTERVAL", "500ms".to_owned()),
+        ("LABEL__KAFKA__DELIVERY_TIMEOUT", "10s".to_owned()),
+        ("LABEL__HTTP__BIND", format!("127.0.0.1:{port}")),
+        ("LABEL__TELEMETRY__LOG_FORMAT", "json".to_owned()),
+        ("LABEL__SHUTDOWN__DEADLINE", "10s".to_owned()),
+        ("LABEL__OUTBOX__POLL_INTERVAL", "100ms".to_owned()),
+        ("LABEL__AUTH__JWT_SECRET", JWT_SECRET.to_owned()),
+        ("LABEL__ADMIN__EMAIL", ADMIN_EMAIL.to_owned()),
+        ("LABEL__ADMIN__PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The label-service binary running against a stack. Killed when dropped.
+pub struct LabelProcess {
+    child: Option<Child>,
+    pub address: SocketAddr,
+    pub log: PathBuf,
+    pub api: Api,
+}
+
+impl LabelProcess {
+    /// Starts the service and waits until `/readyz` answers 200.
+    pub async fn start(stack: &LabelStack, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let logs = workspace_root().join("target/test-logs");
+        std::fs::create_dir_all(&logs).expect("log dir");
+        let log = logs.join(format!("{}.log", unique("label-service")));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_label-service"));
+        command
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        for (name, value) in base_env(stack, port) {
+            command.env(name, value);
+        }
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start label-service");
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let process = Self {
+            child: Some(child),
+            address,
+            log: log.clone(),
+            api: Api::new(address),
+        };
+        eventually(
+            &format!("label-service ready (log: {})", log.display()),
+            Duration::from_secs(90),
+            || async move {
+                http_get(address, "/readyz", &[])
+                    .await
+                    .filter(|a| a.status == 200)
+            },
+        )
+        .await;
+        process
+    }
+
+    /// The service's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of a counter (summed over its label sets that contain `labels`) on
+    /// `/metrics`; 0 when absent.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let answer = http_get(self.address, "/metrics", &[])
+            .await
+            .expect("metrics answer");
+        answer
+            .text()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter(|line| {
+                line.split(['{', ' '])
+                    .next()
+                    .is_some_and(|metric| metric == name)
+            })
+            .filter(|line| labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited with success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().map(|status| status.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for LabelProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the binary with these variables only (plus PATH) until it exits; its status and
+/// output. For the start-up checks, which fail before anything is contacted.
+pub fn run_binary(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_label-service"));
+    command
+        .current_dir(workspace_root())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args)
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run label-service")
+}
+
+/// A JSON client of the service's API.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// A user as the tests know them: id and token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: i64,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            base: format!("http://{address}/api/v1"),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Value) {
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.expect("the service answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.send(self.client.get(format!("{}{path}", self.base)), token)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.send(
+            self.client.post(format!("{}{path}", self.base)).json(body),
+            token,
+        )
+        .await
+    }
+
+    /// Registers a user and returns their session.
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> Session {
+        let (status, body) = self
+            .post(
+                "/auth/register",
+                None,
+                &json!({"name": name, "email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 201, "register {email}: {body}");
+        session(&body)
+    }
+
+    /// Logs in and returns the session.
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let (status, body) = self
+            .post(
+                "/auth/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {email}: {body}");
+        session(&body)
+    }
+
+    /// Logs in as the configured admin.
+    pub async fn admin(&self) -> Session {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Registers a user and has the admin appoint them manager; their session and manager id.
+    pub async fn new_manager(&self, admin: &Session, name: &str) -> (Session, i64) {
+        let email = format!("{}@label.test", unique(name));
+        let user = self.register(name, &email, "manager-password").await;
+        let (status, body) = self
+            .post(
+                "/managers",
+                Some(&admin.token),
+                &json!({"user_ids": [user.user_id]}),
+            )
+            .await;
+        assert_eq!(status, 201, "appoint {name}: {body}");
+        let manager_id = body[0]["id"].as_i64().expect("manager id");
+        (user, manager_id)
+    }
+
+    /// Waits until `GET path` (as `token`) satisfies `check`; returns the body.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        path: &str,
+        token: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let check = &check;
+        eventually(what, timeout, || async move {
+            let (status, body) = self.get(path, Some(token)).await;
+            (status == 200 && check(&body)).then_some(body)
+        })
+        .await
+    }
+}
+
+fn session(body: &Value) -> Session {
+    Session {
+        user_id: body["user"]["id"].as_i64().expect("user id in the answer"),
+        token: body["token"]
+            .as_str()
+            .expect("token in the answer")
+            .to_owned(),
+    }
+}
