@@ -2,10 +2,15 @@
 //! context travels in the record's headers, and an explicit flush for shutdown.
 //!
 //! It never retries on its own beyond librdkafka's delivery timeout: callers (the consumer
-//! runner, the outbox relay) own their retry policy.
+//! runner, the outbox relay) own their retry policy. An idempotent producer that hits a
+//! fatal error (fenced after an epoch bump the broker refused, an unrecoverable sequence
+//! gap) can never deliver again; librdkafka's advice is a new instance, so the wrapper
+//! replaces it and the caller's next attempt goes through.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -64,10 +69,18 @@ impl ProduceError {
     }
 }
 
-/// An idempotent producer. Cheap to clone: clones share one librdkafka client.
+/// An idempotent producer. Cheap to clone: clones share one librdkafka client (and its
+/// replacement, when a fatal error forced one).
 #[derive(Clone)]
 pub struct KafkaProducer {
-    inner: FutureProducer,
+    inner: Arc<RwLock<Generation>>,
+    config: Arc<ClientConfig>,
+}
+
+/// The librdkafka client in use and how many were replaced before it.
+struct Generation {
+    number: u64,
+    producer: FutureProducer,
 }
 
 impl std::fmt::Debug for KafkaProducer {
@@ -91,9 +104,63 @@ impl KafkaProducer {
                 settings.delivery_timeout.as_millis().to_string(),
             );
         settings.apply_properties(&mut config);
+        let producer = config.create()?;
         Ok(Self {
-            inner: config.create()?,
+            inner: Arc::new(RwLock::new(Generation {
+                number: 0,
+                producer,
+            })),
+            config: Arc::new(config),
         })
+    }
+
+    /// The client in use and its generation.
+    fn current(&self) -> (u64, FutureProducer) {
+        let guard = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (guard.number, guard.producer.clone())
+    }
+
+    /// Replaces generation `number` when it has a fatal error or was fenced (a broker that
+    /// refused its epoch bump answers every later record with `ProducerFenced`); clones that
+    /// saw the same error at the same time replace it once.
+    fn replace_if_fatal(&self, number: u64, producer: &FutureProducer, error: &KafkaError) {
+        let fenced = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+        );
+        let Some((code, reason)) = producer.client().fatal_error().or_else(|| {
+            fenced.then(|| {
+                (
+                    RDKafkaErrorCode::ProducerFenced,
+                    "the broker fenced this producer".to_owned(),
+                )
+            })
+        }) else {
+            return;
+        };
+        let mut guard = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.number != number {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::error!(?code, %reason, generation = number + 1, "the producer hit a fatal error; replaced it with a new one");
+                metrics::counter!("kafka_producer_replacements_total").increment(1);
+                *guard = Generation {
+                    number: number + 1,
+                    producer: fresh,
+                };
+            }
+            Err(err) => {
+                tracing::error!(?code, %reason, error = %err, "the producer hit a fatal error and could not be replaced; trying again on the next failure");
+            }
+        }
     }
 
     /// Publishes one record and waits for the broker's acknowledgement.
@@ -130,14 +197,16 @@ impl KafkaProducer {
         if let Some(key) = &record.key {
             future_record = future_record.key(key.as_slice());
         }
+        let (generation, producer) = self.current();
         // Wait for room in the local queue for as long as a delivery may take anyway.
-        match self.inner.send(future_record, Timeout::Never).await {
+        match producer.send(future_record, Timeout::Never).await {
             Ok(delivery) => Ok(Delivered {
                 partition: delivery.partition,
                 offset: delivery.offset,
             }),
             Err((source, _)) => {
                 tracing::warn!(topic = %record.topic, error = %source, "delivery failed");
+                self.replace_if_fatal(generation, &producer, &source);
                 Err(ProduceError {
                     topic: record.topic.clone(),
                     source,
@@ -149,12 +218,12 @@ impl KafkaProducer {
     /// Waits until every queued record is delivered or `timeout` passes. Call it on
     /// shutdown, before the process exits.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.inner.flush(Timeout::After(timeout))
+        self.current().1.flush(Timeout::After(timeout))
     }
 
     /// Asks the cluster for metadata: a cheap check that a broker answers.
     pub async fn ping(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let producer = self.inner.clone();
+        let producer = self.current().1;
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
