@@ -1,5 +1,6 @@
 //! Test support, behind the `testkit` feature: a private Kafka-protocol broker per test
-//! (Tansu, installed as `nisshi`), unique names, and a reader that drains a topic.
+//! (Tansu, installed as `nisshi`), a fresh PostgreSQL database per test, unique names, and
+//! a reader that drains a topic.
 //!
 //! Only for tests: it panics with a clear message when its tools are missing.
 
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use sqlx::Executor as _;
+use sqlx::postgres::PgPoolOptions;
 
 use crate::kafka::{Header, KafkaSettings, TopicSpec, ensure_topics, headers_to_vec};
 
@@ -148,6 +151,94 @@ impl Drop for TestBroker {
 /// A name no other test uses: `prefix-<uuid>`.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The PostgreSQL server tests create their databases on: `$DATABASE_URL`, or
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{database}")
+}
+
+/// A database of one test's own on [`server_url`], dropped (best effort, with `FORCE`, so
+/// open connections do not keep it) when this value is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The database's name: the prefix, `_` and a UUID, an identifier needing no quotes.
+    pub name: String,
+    /// A URL of the database: [`server_url`] with the name in place of its database.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates a uniquely named, empty database. `prefix` is lower-case letters, digits
+    /// and `_`, at most 30 characters, such as `orders_test`.
+    ///
+    /// Panics when the server does not answer or refuses to create the database.
+    pub async fn create(prefix: &str) -> Self {
+        // The name goes into SQL unquoted, and PostgreSQL cuts identifiers at 63 bytes.
+        assert!(
+            prefix.len() <= 30
+                && prefix
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "a test database prefix is at most 30 of a-z, 0-9 and _: {prefix:?}"
+        );
+        let name = unique(prefix).replace('-', "_");
+        let server = server_url();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&server)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "the test PostgreSQL does not answer at DATABASE_URL (default \
+                     postgres://postgres@127.0.0.1:5432/postgres): {err}"
+                )
+            });
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|err| panic!("cannot create the test database {name}: {err}"));
+        admin.close().await;
+        let url = with_database(&server, &name);
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Best effort: a leftover database only costs disk, and its name is unique. The
+        // drop runs on a thread of its own because this may be called inside a runtime,
+        // where blocking on another is not allowed; joining it means the database is gone
+        // when the value is.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&server_url())
+                    .await
+                    .ok()?;
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+                admin.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
 }
 
 /// One record read back from a topic.
@@ -292,5 +383,63 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn exists(name: &str) -> bool {
+        let admin = sqlx::PgPool::connect(&server_url())
+            .await
+            .expect("the test PostgreSQL answers");
+        let found: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&admin)
+                .await
+                .expect("query pg_database");
+        admin.close().await;
+        found
+    }
+
+    #[test]
+    fn with_database_replaces_only_the_database_name() {
+        assert_eq!(
+            with_database("postgres://u:p@host:5432/postgres", "t_1"),
+            "postgres://u:p@host:5432/t_1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_test_database_exists_until_dropped_even_with_connections_open() {
+        let database = TestDatabase::create("testkit_db").await;
+        assert!(
+            database.name.starts_with("testkit_db_"),
+            "{}",
+            database.name
+        );
+        assert!(database.url.ends_with(&format!("/{}", database.name)));
+        assert!(exists(&database.name).await);
+        let pool = sqlx::PgPool::connect(&database.url)
+            .await
+            .expect("connect to the test database");
+        let current: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&pool)
+            .await
+            .expect("current_database");
+        assert_eq!(current, database.name);
+        let name = database.name.clone();
+        // Dropped inside a runtime and while a connection is open: FORCE ends it.
+        drop(database);
+        assert!(!exists(&name).await, "{name} is dropped");
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a test database prefix")]
+    async fn a_prefix_that_needs_quoting_is_refused() {
+        TestDatabase::create("Bad-Prefix").await;
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use platform::testkit::{TestBroker, eventually, http_get, unique};
+use platform::testkit::{TestBroker, TestDatabase, eventually, http_get, unique};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -20,43 +20,23 @@ pub const ADMIN_EMAIL: &str = "admin@label.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub const JWT_SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{database}")
-}
-
 /// A broker and a database of one test's own.
 pub struct LabelStack {
     pub broker: TestBroker,
-    pub database: String,
     pub database_url: String,
+    /// Drops the database when the stack goes.
+    _database: TestDatabase,
 }
 
 impl LabelStack {
     pub async fn new() -> Self {
         let broker = TestBroker::start().await;
         create_topics(&broker).await;
-        let database = unique("label_test").replace('-', "_");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url())
-            .await
-            .expect("the test PostgreSQL answers at DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&admin)
-            .await
-            .expect("create the test database");
-        admin.close().await;
-        let database_url = with_database(&admin_url(), &database);
+        let database = TestDatabase::create("label_test").await;
         Self {
             broker,
-            database,
-            database_url,
+            database_url: database.url.clone(),
+            _database: database,
         }
     }
 
@@ -86,30 +66,6 @@ pub async fn create_topics(broker: &TestBroker) {
     broker
         .create_topics(&[(SIGN, 3), (PUBLISH, 3), (DEAD_LETTER, 1)])
         .await;
-}
-
-impl Drop for LabelStack {
-    fn drop(&mut self) {
-        let database = self.database.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&admin_url())
-                    .await
-                    .ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                    .execute(&admin)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
 }
 
 fn workspace_root() -> PathBuf {

@@ -7,52 +7,35 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use platform::kafka::{KafkaProducer, KafkaSettings, OutgoingRecord};
-use platform::testkit::{HttpAnswer, TestBroker, eventually, http_get, unique};
+use platform::testkit::{HttpAnswer, TestBroker, TestDatabase, eventually, http_get, unique};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+
+pub use platform::testkit::with_database;
 
 pub const ORDERS: &str = "orders";
 pub const DLQ: &str = "orders.dlq";
 pub const MODEL: &[u8] = include_bytes!("../fixtures/model.json");
-
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// Replaces the database name of a PostgreSQL URL.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{database}")
-}
 
 /// A broker and a database of one test's own.
 pub struct Stack {
     pub broker: TestBroker,
     pub database: String,
     pub database_url: String,
+    /// Drops the database when the stack goes.
+    _database: TestDatabase,
 }
 
 impl Stack {
     pub async fn new() -> Self {
         let broker = TestBroker::start().await;
         broker.create_topics(&[(ORDERS, 3), (DLQ, 1)]).await;
-        let database = unique("orders_test").replace('-', "_");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url())
-            .await
-            .expect("the test PostgreSQL answers at DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&admin)
-            .await
-            .expect("create the test database");
-        admin.close().await;
-        let database_url = with_database(&admin_url(), &database);
+        let database = TestDatabase::create("orders_test").await;
         Self {
             broker,
-            database,
-            database_url,
+            database: database.name.clone(),
+            database_url: database.url.clone(),
+            _database: database,
         }
     }
 
@@ -92,31 +75,6 @@ impl Stack {
             .unwrap_or(0);
         pool.close().await;
         count
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // Best effort: a leftover database only costs disk, and its name is unique.
-        let database = self.database.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&admin_url())
-                    .await
-                    .ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                    .execute(&admin)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
     }
 }
 

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by the services' APIs: settings, the problem+json error body,
-//! health and metrics endpoints, the standard middleware, and serving with graceful
-//! shutdown.
+//! health and metrics endpoints, the OpenAPI document with its viewer, the standard
+//! middleware, and serving with graceful shutdown.
 //!
 //! It must not know any route of a service nor any domain error: services build their
 //! routers and map their errors to [`Problem`] themselves.
@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod docs;
 mod health;
 mod layers;
 mod problem;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::Metrics;
 
+pub use self::docs::{DOCS_CSP, api_docs_router};
 pub use self::health::{CHECK_TIMEOUT, Health, ReadinessCheck, ReadyFlag, health_router};
 pub use self::layers::{REQUEST_ID, UNMATCHED, with_standard_layers};
 pub use self::problem::{ABOUT_BLANK, PROBLEM_JSON, Problem};

@@ -5,10 +5,6 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::http::HeaderValue;
-use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{
@@ -249,37 +245,7 @@ pub fn document() -> &'static str {
     &DOCUMENT
 }
 
-const DOCS_HTML: &str = include_str!("docs/docs.html");
-const DOCS_JS: &str = include_str!("docs/docs.js");
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
+/// The document and its viewer, served by [`platform::http::api_docs_router`].
 pub(super) fn router() -> Router {
-    Router::new()
-        .route(
-            "/api-docs/openapi.json",
-            get(|| async {
-                (
-                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                    document(),
-                )
-            }),
-        )
-        .route(
-            "/docs",
-            get(|| async { with_csp("text/html; charset=utf-8", DOCS_HTML) }),
-        )
-        .route(
-            "/docs/docs.js",
-            get(|| async { with_csp("text/javascript; charset=utf-8", DOCS_JS) }),
-        )
-}
-
-fn with_csp(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
-        ],
-        body,
-    )
+    platform::http::api_docs_router("orders-service API", document())
 }
