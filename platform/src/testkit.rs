@@ -127,6 +127,27 @@ impl TestBroker {
             .expect("create topics");
     }
 
+    /// Stops the broker process (SIGSTOP) without killing it: it keeps its topics, offsets
+    /// and producer state, and every connection to it hangs, as when a real broker becomes
+    /// unreachable. [`resume`](Self::resume) lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused broker go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} the test broker");
+    }
+
     /// Kills the broker (its in-memory data is lost).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -551,3 +551,50 @@ async fn a_refusal_without_a_dead_letter_topic_stops_the_runner_instead_of_skipp
     let err = outcome.expect_err("a refusal with nowhere to go is fatal");
     assert!(err.to_string().contains("no dead-letter topic"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_fenced_after_an_outage_is_replaced_and_delivers_again() {
+    let broker = TestBroker::start().await;
+    let topic = unique("fenced");
+    broker.create_topics(&[(&topic, 1)]).await;
+    let mut settings = broker.settings();
+    settings.delivery_timeout = Duration::from_secs(2);
+    let producer = KafkaProducer::new(&settings, "test").expect("producer");
+    let record = OutgoingRecord {
+        topic: topic.clone(),
+        key: Some(b"k".to_vec()),
+        payload: b"before".to_vec(),
+        headers: Vec::new(),
+    };
+    producer
+        .send(&record)
+        .await
+        .expect("delivered before the outage");
+
+    // A record that times out in flight makes the idempotent producer bump its epoch; the
+    // test broker refuses that and fences it for good.
+    broker.pause();
+    assert!(
+        producer.send(&record).await.is_err(),
+        "no delivery while paused"
+    );
+    broker.resume();
+
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let outcome = producer.send(&record).await;
+        let delivered = outcome.is_ok();
+        outcomes.push(outcome.map(|_| ()).map_err(|err| err.to_string()));
+        if delivered {
+            break;
+        }
+    }
+    assert!(
+        matches!(outcomes.last(), Some(Ok(()))),
+        "the producer delivers again after the outage: {outcomes:?}"
+    );
+    assert!(
+        outcomes.len() <= 3,
+        "replaced at the first fatal answer: {outcomes:?}"
+    );
+}
