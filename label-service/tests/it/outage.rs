@@ -60,6 +60,21 @@ async fn applications_made_while_the_broker_is_down_all_reach_on_approval_once_i
         "nothing moved while the broker was down"
     );
 
+    // Stay down until the relay has seen deliveries fail (the delivery timeout is 10 s), so
+    // the rows wait with counted attempts and a backoff, as in a real outage.
+    platform::testkit::eventually(
+        "the relay to count failed deliveries",
+        Duration::from_secs(60),
+        || async {
+            let failed = stack
+                .scalar_i64(
+                    "SELECT count(*) FROM label.outbox WHERE sent_at IS NULL AND attempts > 0",
+                )
+                .await;
+            (failed > 0).then_some(())
+        },
+    )
+    .await;
     stack.broker.resume();
     platform::testkit::eventually(
         "all 100 requests on approval",
