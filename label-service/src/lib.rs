@@ -8,5 +8,6 @@
 
 pub mod adapters;
 pub mod app;
+pub mod cli;
 pub mod domain;
 pub mod settings;

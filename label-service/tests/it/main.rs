@@ -2,6 +2,7 @@
 
 mod api;
 mod authz;
+mod cli;
 mod concurrency;
 mod db;
 mod outage;
