@@ -13,6 +13,7 @@ use label_service::adapters::http;
 use label_service::adapters::kafka::DeferredActionsHandler;
 use label_service::adapters::passwords::Argon2Hasher;
 use label_service::adapters::postgres::PgStore;
+use label_service::adapters::web;
 use label_service::app::{AppError, Label};
 use label_service::settings::Settings;
 use migrations::Schema;
@@ -143,7 +144,11 @@ async fn serve() -> anyhow::Result<()> {
     });
 
     service
-        .serve_http(&settings.http, http::router(label, settings.auth.clone()))
+        .serve_http(
+            &settings.http,
+            http::router(label.clone(), settings.auth.clone())
+                .merge(web::router(label, settings.auth.clone())),
+        )
         .await?;
 
     let deadline = settings.shutdown.deadline;

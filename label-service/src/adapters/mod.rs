@@ -5,3 +5,4 @@ pub mod http;
 pub mod kafka;
 pub mod passwords;
 pub mod postgres;
+pub mod web;

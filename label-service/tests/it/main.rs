@@ -2,6 +2,7 @@
 
 mod api;
 mod authz;
+mod browser;
 mod cli;
 mod concurrency;
 mod db;
@@ -10,4 +11,5 @@ mod postgres;
 mod security;
 mod stack;
 mod startup;
+mod web;
 mod workflow;
