@@ -435,12 +435,16 @@ fn seed_label_demo_cast(context: &DemoContext) -> Result<()> {
             bail!("label-service seed failed:\n{all}");
         }
     }
+    step(format!(
+        "label web pages: {}  (log in with an e-mail and password from the table above)",
+        context.label_url
+    ));
     let api = format!("{}api/v1", context.label_url);
     step(format!(
         "label API: {api}  (OpenAPI viewer: {}docs)",
         context.label_url
     ));
-    note("log in with an e-mail and password from the table above, then send the token:");
+    note("or use the API: log in, then send the token:");
     note(format!(
         "  curl -s -X POST {api}/auth/login -H 'content-type: application/json' -d '{{\"email\":\"maria@label.example\",\"password\":\"<password>\"}}'"
     ));
