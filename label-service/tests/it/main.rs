@@ -11,5 +11,6 @@ mod postgres;
 mod security;
 mod stack;
 mod startup;
+mod traces;
 mod web;
 mod workflow;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use opentelemetry::trace::TraceContextExt as _;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -22,6 +23,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::producer::{KafkaProducer, OutgoingRecord};
 use super::{
@@ -332,11 +334,18 @@ impl<H: BatchHandler> ConsumerRunner<H> {
                 return Ok(());
             }
             let started = Instant::now();
+            // The batch continues the trace of its first message (so the work it does, such
+            // as the database transaction, is in that message's trace) and links to the
+            // other messages' spans.
             let span = tracing::info_span!(
+                parent: batch.first().and_then(|first| first.span.id()),
                 "kafka.batch",
                 group = %self.subscription.group_id,
                 size = batch.len(),
             );
+            for message in batch.iter().skip(1) {
+                span.add_link(message.span.context().span().span_context().clone());
+            }
             let finished = self.process(&batch, stop, pending).instrument(span).await?;
             if !finished {
                 return Ok(());
