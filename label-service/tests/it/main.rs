@@ -8,6 +8,7 @@ mod concurrency;
 mod db;
 mod outage;
 mod postgres;
+mod prometheus;
 mod security;
 mod stack;
 mod startup;
