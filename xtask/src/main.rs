@@ -5,6 +5,7 @@
 mod bench;
 mod broker;
 mod checks;
+mod compose;
 mod demo;
 mod envfile;
 mod http;
@@ -35,6 +36,9 @@ commands:
                   docs/benchmarks.md (--quick: a smaller smoke run, written to
                   target/bench/benchmarks-quick.md; --keep: keep the orders_bench database)
   ci              what .ci/run runs: exactly `cargo xtask test`
+  compose check   validate deploy/compose.yaml with the compose client (with and without
+                  its secrets) and lint it and deploy/Dockerfile: pinned images, health
+                  checks, depends_on conditions, non-root final images; starts nothing
 
 environment:
   DATABASE_URL    PostgreSQL to use (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         ["demo"] => demo::run(&layout),
         ["bench", "orders", ..] => bench::run(&layout, &args[2..]),
         ["ci"] => checks::run(&layout, &[]),
+        ["compose", "check"] => compose::check(&layout),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
