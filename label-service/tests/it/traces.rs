@@ -510,6 +510,21 @@ async fn a_sign_request_is_one_trace_from_http_through_the_outbox_to_the_deferre
     assert_eq!(http.kind, SpanKind::Server as i32, "{context}");
     assert!(http.parent_span_id.is_empty(), "{context}");
     assert_eq!(http.attribute("status"), Some("201"), "{context}");
+    assert_eq!(
+        http.attribute("http.response.status_code"),
+        Some("201"),
+        "{context}"
+    );
+    assert_eq!(
+        http.attribute("http.route"),
+        Some("/api/v1/requests/sign"),
+        "{context}"
+    );
+    assert_eq!(
+        http.attribute("http.request.method"),
+        Some("POST"),
+        "{context}"
+    );
     let latency_ms: u64 = http
         .attribute("latency_ms")
         .and_then(|v| v.parse().ok())

@@ -105,6 +105,10 @@ fn make_span(request: &Request<Body>) -> Span {
         status = Empty,
         latency_ms = Empty,
         request_id,
+        // The OpenTelemetry semantic-convention names, for Jaeger and other OTLP backends.
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = Empty,
     );
     let headers = request.headers();
     let context = [TRACEPARENT, TRACESTATE]
@@ -117,6 +121,7 @@ fn make_span(request: &Request<Body>) -> Span {
 fn on_response(response: &Response, latency: Duration, span: &Span) {
     let status = response.status();
     span.record("status", status.as_u16());
+    span.record("http.response.status_code", status.as_u16());
     span.record(
         "latency_ms",
         u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
