@@ -1,6 +1,7 @@
 //! Test support, behind the `testkit` feature: a private Kafka-protocol broker per test
-//! (Tansu, installed as `nisshi`), a fresh PostgreSQL database per test, unique names, and
-//! a reader that drains a topic.
+//! (Tansu, installed as `nisshi`), a fresh PostgreSQL database per test, unique names, a
+//! reader that drains a topic, a binary run as a child process ([`ServiceProcess`]) and a
+//! headless Chromium ([`Browser`]).
 //!
 //! Only for tests: it panics with a clear message when its tools are missing.
 
@@ -15,6 +16,12 @@ use sqlx::Executor as _;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::kafka::{Header, KafkaSettings, TopicSpec, ensure_topics, headers_to_vec};
+
+mod browser;
+mod process;
+
+pub use browser::{Browser, CHROMIUM, Chromedriver, screenshot, screenshot_dir};
+pub use process::{ServiceProcess, log_file, sibling_binary};
 
 /// The broker version the project is built and tested against.
 pub const BROKER_VERSION: &str = "0.7.0-pre.2";
@@ -49,9 +56,19 @@ pub fn broker_binary() -> PathBuf {
         })
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 that was free a moment ago (the OS picked it; a race is possible
+/// but rare).
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
+}
+
+/// The workspace's root directory (where `target/` is).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the platform crate lives in the workspace")
+        .to_path_buf()
 }
 
 /// A private broker on 127.0.0.1 with in-memory storage, killed when dropped.

@@ -6,19 +6,14 @@
 //! steps go through Kafka, so the manager reloads (bounded) until a request is ready. A
 //! screenshot of each page goes to `target/screenshots/label-*.png`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-// fantoccini without its TLS features takes any hyper-util connector: plain HTTP to the
-// chromedriver on 127.0.0.1.
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
+use platform::testkit::{Chromedriver, screenshot};
 use serde_json::{Value, json};
 
 use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD, LabelProcess, LabelStack};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// A nickname that would add an element to the page if it were not escaped.
 const HOSTILE_NICKNAME: &str = "<b id=pwned>Zed</b>";
 const PASSWORD: &str = "browser-password-123";
@@ -26,106 +21,6 @@ const PASSWORD: &str = "browser-password-123";
 const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a deferred step (through Kafka) gets.
 const DEFERRED_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate lives in the workspace")
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// chromedriver in a process group of its own (so the Chromium processes go with it).
-struct Driver {
-    child: Child,
-    port: u16,
-    profiles: PathBuf,
-}
-
-impl Driver {
-    fn start() -> Self {
-        use std::os::unix::process::CommandExt as _;
-        let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start chromedriver (apt-get install chromium chromium-driver)");
-        let profiles =
-            std::env::temp_dir().join(format!("label-browser-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&profiles).expect("a profile directory");
-        Self {
-            child,
-            port,
-            profiles,
-        }
-    }
-
-    /// A new browser session with a profile (and so cookies) of its own.
-    async fn session(&self, who: &str, width: u32, height: u32) -> Client {
-        let profile = self.profiles.join(who);
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-dev-shm-usage",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!("a JSON object literal");
-        };
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            match ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(client) => break client,
-                Err(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(err) => panic!("no WebDriver session within 20 s: {err}"),
-            }
-        };
-        client
-            .set_window_size(width, height)
-            .await
-            .expect("window size");
-        client
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profiles);
-    }
-}
 
 /// One person in their own browser session.
 struct Person {
@@ -143,10 +38,7 @@ impl Person {
     }
 
     async fn shot(&self, name: &str) {
-        let dir = workspace_root().join("target").join("screenshots");
-        std::fs::create_dir_all(&dir).expect("create target/screenshots");
-        let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(dir.join(format!("label-{name}.png")), png).expect("write a screenshot");
+        screenshot(&self.client, &format!("label-{name}")).await;
     }
 
     async fn fill(&self, css: &str, text: &str) {
@@ -302,7 +194,7 @@ async fn four_people_walk_the_whole_flow_in_a_browser() {
     let stack = LabelStack::new().await;
     let service = LabelProcess::start(&stack, &[]).await;
     let base = format!("http://{}", service.address);
-    let driver = Driver::start();
+    let driver = Chromedriver::start("label-browser");
     let person = |client, who| Person {
         client,
         base: base.clone(),

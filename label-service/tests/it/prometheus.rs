@@ -5,11 +5,11 @@
 //! `/metrics` endpoints are proved to be in a format Prometheus actually ingests.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use platform::testkit::{eventually, http_get, unique};
+use platform::testkit::{ServiceProcess, eventually, free_port, http_get, sibling_binary};
 use serde_json::Value;
 
 use crate::stack::{LabelProcess, LabelStack};
@@ -18,103 +18,42 @@ const PROMETHEUS: &str = "/usr/bin/prometheus";
 /// The bound on every wait for Prometheus: start, first scrapes, a value arriving.
 const SCRAPE_WAIT: Duration = Duration::from_secs(60);
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn log_file(name: &str) -> (PathBuf, std::fs::File) {
-    let logs = workspace_root().join("target/test-logs");
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let path = logs.join(format!("{}.log", unique(name)));
-    let file = std::fs::File::create(&path).expect("log file");
-    (path, file)
-}
-
-/// A child process killed when dropped.
-struct Guard {
-    child: Child,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The orders-service binary of the same build as this test binary:
-/// `<target>/<profile>/deps/it-<hash>` → `<target>/<profile>/orders-service`. The services do
-/// not depend on each other, so Cargo does not build it for this package's tests; a workspace
-/// build (`cargo xtask test`, `cargo nextest run --workspace`) does.
-fn orders_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in <target>/<profile>/deps");
-    let binary = profile_dir.join(format!("orders-service{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it first with `cargo build --bin orders-service` \
-         (`cargo xtask test` builds every workspace binary)",
-        binary.display()
-    );
-    binary
-}
-
-/// Starts the orders-service against the label stack's broker and database (its tables live
-/// in their own `orders` schema) and waits until `/readyz` answers 200.
-async fn start_orders(stack: &LabelStack) -> (Guard, SocketAddr) {
+/// Starts the orders-service binary of the same build as this test binary against the label
+/// stack's broker and database (its tables live in their own `orders` schema) and waits until
+/// `/readyz` answers 200. The services do not depend on each other, so Cargo does not build
+/// it for this package's tests; a workspace build (`cargo xtask test`, `cargo build --bins`)
+/// does.
+async fn start_orders(stack: &LabelStack) -> ServiceProcess {
     stack
         .broker
         .create_topics(&[("orders", 3), ("orders.dlq", 1)])
         .await;
     let port = free_port();
-    let (log, file) = log_file("orders-service");
-    let child = Command::new(orders_binary())
-        .current_dir(workspace_root())
-        .env("APP_ENV", "test")
-        .env("ORDERS__DATABASE__URL", &stack.database_url)
-        .env("ORDERS__KAFKA__BROKERS", stack.broker.brokers())
-        .env("ORDERS__KAFKA__SESSION_TIMEOUT", "6s")
-        .env("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms")
-        .env("ORDERS__KAFKA__DELIVERY_TIMEOUT", "10s")
-        .env("ORDERS__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ORDERS__TELEMETRY__LOG_FORMAT", "json")
-        .env("ORDERS__SHUTDOWN__DEADLINE", "10s")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log file"))
-        .stderr(file)
-        .spawn()
-        .expect("start orders-service");
-    let guard = Guard { child };
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    eventually(
-        &format!("orders-service ready (log: {})", log.display()),
-        Duration::from_secs(90),
-        || async move {
-            http_get(address, "/readyz", &[])
-                .await
-                .filter(|a| a.status == 200)
-        },
-    )
-    .await;
-    (guard, address)
+    let bind = format!("127.0.0.1:{port}");
+    let brokers = stack.broker.brokers();
+    let orders = ServiceProcess::spawn(
+        &sibling_binary("orders-service"),
+        "orders-service",
+        [
+            ("APP_ENV", "test"),
+            ("ORDERS__DATABASE__URL", stack.database_url.as_str()),
+            ("ORDERS__KAFKA__BROKERS", brokers.as_str()),
+            ("ORDERS__KAFKA__SESSION_TIMEOUT", "6s"),
+            ("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms"),
+            ("ORDERS__KAFKA__DELIVERY_TIMEOUT", "10s"),
+            ("ORDERS__HTTP__BIND", bind.as_str()),
+            ("ORDERS__TELEMETRY__LOG_FORMAT", "json"),
+            ("ORDERS__SHUTDOWN__DEADLINE", "10s"),
+        ],
+        port,
+    );
+    orders.wait_ready(Duration::from_secs(90)).await;
+    orders
 }
 
 /// A Prometheus of the test's own, scraping both services every second.
 struct Prometheus {
-    _process: Guard,
-    address: SocketAddr,
-    log: PathBuf,
+    process: ServiceProcess,
     /// Holds the configuration and the TSDB; removed when the test ends.
     _dir: tempfile::TempDir,
 }
@@ -142,44 +81,23 @@ impl Prometheus {
         )
         .expect("write prometheus.yml");
         let port = free_port();
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let (log, file) = log_file("prometheus");
-        let child = Command::new(PROMETHEUS)
+        let mut command = Command::new(PROMETHEUS);
+        command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address={address}"))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start prometheus");
-        let prometheus = Self {
-            _process: Guard { child },
-            address,
-            log,
-            _dir: dir,
-        };
-        let log = prometheus.log.display().to_string();
-        eventually(
-            &format!("Prometheus ready on {address} (log: {log})"),
-            SCRAPE_WAIT,
-            || async move {
-                http_get(address, "/-/ready", &[])
-                    .await
-                    .filter(|a| a.status == 200)
-            },
-        )
-        .await;
-        prometheus
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        let process = ServiceProcess::spawn_command(command, "prometheus", port);
+        process.wait_ready_at("/-/ready", SCRAPE_WAIT).await;
+        Self { process, _dir: dir }
     }
 
     /// The samples of an instant query: each one's labels and value.
     async fn query(&self, promql: &str) -> Vec<(Value, f64)> {
         let path = format!("/api/v1/query?query={}", percent_encode(promql));
-        let Some(answer) = http_get(self.address, &path, &[]).await else {
+        let Some(answer) = http_get(self.process.address, &path, &[]).await else {
             return Vec::new();
         };
         assert_eq!(answer.status, 200, "{promql}: {}", answer.text());
@@ -207,7 +125,7 @@ impl Prometheus {
         eventually(
             &format!(
                 "Prometheus to answer {promql} (log: {})",
-                self.log.display()
+                self.process.log.display()
             ),
             SCRAPE_WAIT,
             || async move {
@@ -252,7 +170,8 @@ async fn a_real_prometheus_scrapes_both_services_and_answers_queries_on_their_me
     let started = Instant::now();
     let stack = LabelStack::new().await;
     let label = LabelProcess::start(&stack, &[]).await;
-    let (_orders, orders) = start_orders(&stack).await;
+    let orders_process = start_orders(&stack).await;
+    let orders = orders_process.address;
 
     // Traffic on the label-service that its request counter must show: an admin login.
     label.api.admin().await;

@@ -4,11 +4,13 @@
 //! Kafka, the outbox during a broker outage, retries, expiry, start-up checks).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use platform::testkit::{TestBroker, TestDatabase, eventually, http_get, unique};
+use platform::testkit::{
+    ServiceProcess, TestBroker, TestDatabase, eventually, free_port, http_get, unique,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -72,14 +74,6 @@ fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// The environment every test run of the binary gets.
 fn base_env(stack: &LabelStack, port: u16) -> Vec<(String, String)> {
     [
@@ -102,58 +96,45 @@ fn base_env(stack: &LabelStack, port: u16) -> Vec<(String, String)> {
     .collect()
 }
 
-/// The label-service binary running against a stack. Killed when dropped.
+/// The label-service binary running against a stack: the testkit's process (address, log,
+/// `terminate`; killed when dropped) and a client of its API.
 pub struct LabelProcess {
-    child: Option<Child>,
-    pub address: SocketAddr,
-    pub log: PathBuf,
+    process: ServiceProcess,
     pub api: Api,
+}
+
+impl std::ops::Deref for LabelProcess {
+    type Target = ServiceProcess;
+
+    fn deref(&self) -> &ServiceProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for LabelProcess {
+    fn deref_mut(&mut self) -> &mut ServiceProcess {
+        &mut self.process
+    }
 }
 
 impl LabelProcess {
     /// Starts the service and waits until `/readyz` answers 200.
     pub async fn start(stack: &LabelStack, extra_env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let logs = workspace_root().join("target/test-logs");
-        std::fs::create_dir_all(&logs).expect("log dir");
-        let log = logs.join(format!("{}.log", unique("label-service")));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_label-service"));
-        command
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        for (name, value) in base_env(stack, port) {
-            command.env(name, value);
-        }
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start label-service");
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let process = Self {
-            child: Some(child),
-            address,
-            log: log.clone(),
-            api: Api::new(address),
-        };
-        eventually(
-            &format!("label-service ready (log: {})", log.display()),
-            Duration::from_secs(90),
-            || async move {
-                http_get(address, "/readyz", &[])
-                    .await
-                    .filter(|a| a.status == 200)
-            },
-        )
-        .await;
-        process
-    }
-
-    /// The service's log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let env = base_env(stack, port).into_iter().chain(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let process = ServiceProcess::spawn(
+            Path::new(env!("CARGO_BIN_EXE_label-service")),
+            "label-service",
+            env,
+            port,
+        );
+        process.wait_ready(Duration::from_secs(90)).await;
+        let api = Api::new(process.address);
+        Self { process, api }
     }
 
     /// The value of a counter (summed over its label sets that contain `labels`) on
@@ -174,26 +155,6 @@ impl LabelProcess {
             .filter(|line| labels.iter().all(|label| line.contains(label)))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-
-    /// SIGTERM, then waits for the exit; returns whether it exited with success.
-    pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        child.wait().map(|status| status.success()).unwrap_or(false)
-    }
-}
-
-impl Drop for LabelProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

@@ -14,8 +14,7 @@
 //! each other, so it is not a dependency of this crate.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,7 +29,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use platform::testkit::{TestBroker, TestDatabase, eventually, http_get, unique};
+use platform::testkit::{
+    ServiceProcess, TestBroker, TestDatabase, eventually, free_port, sibling_binary, workspace_root,
+};
 use prost::Message as _;
 use serde_json::json;
 
@@ -233,44 +234,6 @@ impl<'a> Trace<'a> {
     }
 }
 
-/// A binary of the same target directory as this test binary (`target/<profile>/deps/..`).
-fn sibling_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps");
-    let binary = profile_dir.join(name);
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo build --bins` (or `cargo nextest run --workspace`) first",
-        binary.display()
-    );
-    binary
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_order_is_one_trace_from_the_producer_through_the_broker_to_the_database() {
     let receiver = Receiver::start().await;
@@ -281,38 +244,28 @@ async fn an_order_is_one_trace_from_the_producer_through_the_broker_to_the_datab
     let database = TestDatabase::create("orders_traces").await;
 
     let port = free_port();
-    let logs = workspace_root().join("target/test-logs");
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let log = logs.join(format!("{}.log", unique("orders-service-traces")));
-    let file = std::fs::File::create(&log).expect("log file");
-    let service = Command::new(sibling_binary("orders-service"))
-        .current_dir(workspace_root())
-        .env("APP_ENV", "test")
-        .env("ORDERS__DATABASE__URL", &database.url)
-        .env("ORDERS__KAFKA__BROKERS", broker.brokers())
-        .env("ORDERS__KAFKA__SESSION_TIMEOUT", "6s")
-        .env("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms")
-        .env("ORDERS__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ORDERS__TELEMETRY__LOG_FORMAT", "json")
-        .env("ORDERS__TELEMETRY__OTLP_ENDPOINT", &receiver.endpoint)
-        .env(EXPORT_DELAY.0, EXPORT_DELAY.1)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log file"))
-        .stderr(file)
-        .spawn()
-        .expect("start orders-service");
-    let _service = Running(service);
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    eventually(
-        &format!("orders-service ready (log: {})", log.display()),
-        WAIT,
-        || async move {
-            http_get(address, "/readyz", &[])
-                .await
-                .filter(|a| a.status == 200)
-        },
-    )
-    .await;
+    let bind = format!("127.0.0.1:{port}");
+    let brokers = broker.brokers();
+    let service = ServiceProcess::spawn(
+        &sibling_binary("orders-service"),
+        "orders-service-traces",
+        [
+            ("APP_ENV", "test"),
+            ("ORDERS__DATABASE__URL", database.url.as_str()),
+            ("ORDERS__KAFKA__BROKERS", brokers.as_str()),
+            ("ORDERS__KAFKA__SESSION_TIMEOUT", "6s"),
+            ("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms"),
+            ("ORDERS__HTTP__BIND", bind.as_str()),
+            ("ORDERS__TELEMETRY__LOG_FORMAT", "json"),
+            (
+                "ORDERS__TELEMETRY__OTLP_ENDPOINT",
+                receiver.endpoint.as_str(),
+            ),
+            EXPORT_DELAY,
+        ],
+        port,
+    );
+    service.wait_ready(WAIT).await;
 
     // The producer exports its own spans (it flushes them when it exits).
     let mut producer = Command::new(sibling_binary("orders-producer"));

@@ -4,18 +4,12 @@
 //! and the recent-orders list. It writes a screenshot of each state to
 //! `target/screenshots/orders-page-*.png`; it must not loosen the page's policy to pass.
 
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
-// fantoccini without its TLS features takes any hyper-util connector: plain HTTP to the
-// chromedriver on 127.0.0.1. This needs hyper-util as a dev-dependency of the crate
-// (features client-legacy, http1, tokio); it is already in the lock file through fantoccini.
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
+use platform::testkit::Browser;
 use serde_json::{Value, json};
 
 use crate::harness::{ServiceProcess, Stack};
@@ -25,39 +19,8 @@ const HOSTILE_UID: &str = "hostile1";
 const HOSTILE_NAME: &str = r#"<img src=x onerror="document.title='pwned'">"#;
 const HOSTILE_ITEM: &str = "<script>document.title='pwned'</script>";
 const MODEL_JSON: &str = include_str!("../fixtures/model.json");
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long the page gets to reach a state the test waits for.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate lives in the workspace")
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// A scratch directory under the system's temporary directory, removed when dropped.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The service under test.
@@ -77,118 +40,8 @@ pub(crate) fn hostile_order() -> Value {
     order
 }
 
-// ---------------------------------------------------------------------------------------
-// The browser.
-// ---------------------------------------------------------------------------------------
-
-/// chromedriver (in a process group of its own, so Chromium goes with it) and a session.
-#[derive(Debug)]
-pub(crate) struct Browser {
-    pub(crate) client: Client,
-    driver: Child,
-    _profile: TempDir,
-}
-
-impl Browser {
-    pub(crate) async fn start() -> Self {
-        let port = free_port();
-        let driver = {
-            use std::os::unix::process::CommandExt as _;
-            Command::new("chromedriver")
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .expect("start chromedriver (apt-get install chromium chromium-driver)")
-        };
-        let profile = TempDir::new("orders-browser-profile");
-        let mut browser = Self {
-            client: connect(port, &profile.0).await,
-            driver,
-            _profile: profile,
-        };
-        // Checks that the driver did not die right after the session started.
-        assert!(
-            browser.driver.try_wait().ok().flatten().is_none(),
-            "chromedriver exited"
-        );
-        browser
-            .client
-            .set_window_size(1280, 1000)
-            .await
-            .expect("window size");
-        browser
-    }
-
-    pub(crate) async fn close(self) {
-        let _ = self.client.clone().close().await;
-    }
-}
-
-async fn connect(port: u16, profile: &Path) -> Client {
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-dev-shm-usage",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--window-size=1280,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal");
-    };
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(client) => return client,
-            // chromedriver may not listen yet.
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(err) => panic!("no WebDriver session from chromedriver within 20 s: {err}"),
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and the Chromium processes it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-fn screenshot_dir() -> PathBuf {
-    let dir = workspace_root().join("target").join("screenshots");
-    std::fs::create_dir_all(&dir).expect("create target/screenshots");
-    dir
-}
-
 async fn screenshot(client: &Client, state: &str) {
-    let png = client.screenshot().await.expect("screenshot");
-    let path = screenshot_dir().join(format!("orders-page-{state}.png"));
-    std::fs::write(&path, png).expect("write the screenshot");
+    platform::testkit::screenshot(client, &format!("orders-page-{state}")).await;
 }
 
 /// Waits until `script` (a function body that returns a boolean) returns true; on timeout
@@ -489,7 +342,7 @@ async fn browser_support_page_shows_orders_as_text_with_errors_links_and_recent_
     }
     let base = format!("http://{}", service.address);
 
-    let browser = Browser::start().await;
+    let browser = Browser::start("orders-browser-profile", 1280, 1000).await;
     exercise_page(&browser.client, &base, &service).await;
     browser.close().await;
 }

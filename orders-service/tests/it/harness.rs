@@ -1,13 +1,14 @@
 //! The test stack of the orders-service: a fresh database and a private broker per test,
 //! and the real `orders-service` binary started as a child process against them.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use platform::kafka::{KafkaProducer, KafkaSettings, OutgoingRecord};
-use platform::testkit::{HttpAnswer, TestBroker, TestDatabase, eventually, http_get, unique};
+use platform::testkit::{
+    HttpAnswer, ServiceProcess as Process, TestBroker, TestDatabase, eventually, free_port,
+    http_get,
+};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -78,23 +79,22 @@ impl Stack {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The service binary running against a stack: the testkit's process with the orders
+/// environment, and the requests the tests make. Killed when dropped.
+pub struct ServiceProcess(Process);
+
+impl std::ops::Deref for ServiceProcess {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.0
+    }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// The service binary running against a stack. Killed when dropped.
-pub struct ServiceProcess {
-    child: Option<Child>,
-    pub address: SocketAddr,
-    pub log: PathBuf,
+impl std::ops::DerefMut for ServiceProcess {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
 }
 
 impl ServiceProcess {
@@ -113,49 +113,29 @@ impl ServiceProcess {
     /// Starts the service with another database URL (another role, say).
     pub fn spawn_with_url(stack: &Stack, database_url: &str, extra_env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let logs = workspace_root().join("target/test-logs");
-        std::fs::create_dir_all(&logs).expect("log dir");
-        let log = logs.join(format!("{}.log", unique("orders-service")));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_orders-service"));
-        command
-            .current_dir(workspace_root())
-            .env("APP_ENV", "test")
-            .env("ORDERS__DATABASE__URL", database_url)
-            .env("ORDERS__KAFKA__BROKERS", stack.broker.brokers())
-            .env("ORDERS__KAFKA__SESSION_TIMEOUT", "6s")
-            .env("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms")
-            .env("ORDERS__KAFKA__DELIVERY_TIMEOUT", "10s")
-            .env("ORDERS__HTTP__BIND", format!("127.0.0.1:{port}"))
-            .env("ORDERS__TELEMETRY__LOG_FORMAT", "json")
-            .env("ORDERS__SHUTDOWN__DEADLINE", "10s")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start orders-service");
-        Self {
-            child: Some(child),
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-            log,
-        }
+        let bind = format!("127.0.0.1:{port}");
+        let brokers = stack.broker.brokers();
+        let env = [
+            ("APP_ENV", "test"),
+            ("ORDERS__DATABASE__URL", database_url),
+            ("ORDERS__KAFKA__BROKERS", brokers.as_str()),
+            ("ORDERS__KAFKA__SESSION_TIMEOUT", "6s"),
+            ("ORDERS__KAFKA__HEARTBEAT_INTERVAL", "500ms"),
+            ("ORDERS__KAFKA__DELIVERY_TIMEOUT", "10s"),
+            ("ORDERS__HTTP__BIND", bind.as_str()),
+            ("ORDERS__TELEMETRY__LOG_FORMAT", "json"),
+            ("ORDERS__SHUTDOWN__DEADLINE", "10s"),
+        ];
+        Self(Process::spawn(
+            Path::new(env!("CARGO_BIN_EXE_orders-service")),
+            "orders-service",
+            env.iter().chain(extra_env).copied(),
+            port,
+        ))
     }
 
     pub async fn wait_ready(&self) {
-        let address = self.address;
-        let log = self.log.clone();
-        eventually(
-            &format!("orders-service ready (log: {})", log.display()),
-            Duration::from_secs(60),
-            || async move {
-                http_get(address, "/readyz", &[])
-                    .await
-                    .filter(|a| a.status == 200)
-            },
-        )
-        .await;
+        self.0.wait_ready(Duration::from_secs(60)).await;
     }
 
     pub async fn get(&self, path: &str) -> HttpAnswer {
@@ -183,30 +163,5 @@ impl ServiceProcess {
             },
         )
         .await
-    }
-
-    /// SIGKILL: no shutdown, no final commit.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then waits for the exit; returns whether it exited with success.
-    pub fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return false;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        child.wait().map(|status| status.success()).unwrap_or(false)
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
