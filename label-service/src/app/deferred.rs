@@ -66,17 +66,22 @@ pub fn retry_delay(min: Duration, max: Duration, attempt: u32) -> Duration {
 
 impl<S: Store, P: PasswordHasher> Label<S, P> {
     /// Runs one deferred action. `Err` only for transient trouble (the store is down): the
-    /// caller runs the same action again later.
+    /// caller runs the same action again later. A step that fails for good closes the
+    /// request with the reason in its description (spec section 3).
     pub async fn run_step(
         &self,
         action: &DeferredAction,
         now: DateTime<Utc>,
     ) -> Result<StepOutcome, AppError> {
-        let outcome = match action.step {
+        let result = match action.step {
             Step::AssignManager => self.assign_manager(action, now).await,
             Step::Evaluate => self.evaluate(action, now).await,
             Step::Expire => self.expire(action, now).await,
-        }?;
+        };
+        let outcome = match result {
+            Err(err) if !err.is_transient() => self.close_after_failure(action, &err).await?,
+            other => other?,
+        };
         metrics::counter!(
             "label_deferred_steps_total",
             "step" => action.step.as_str(),
@@ -264,6 +269,30 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         uow.commit().await?;
         tracing::info!(request_id = request.id, grade, "publish request evaluated");
         Ok(StepOutcome::Done("evaluated"))
+    }
+
+    /// Closes the request of a step that failed for good. The detail of an internal error
+    /// goes to the log; the description says only which step failed.
+    async fn close_after_failure(
+        &self,
+        action: &DeferredAction,
+        err: &AppError,
+    ) -> Result<StepOutcome, AppError> {
+        tracing::error!(
+            request_id = action.request_id,
+            step = action.step.as_str(),
+            error = ?err,
+            "deferred step failed for good"
+        );
+        let mut uow = self.store.begin().await?;
+        let Some(request) = self.locked(&mut uow, action).await? else {
+            return Ok(StepOutcome::UnknownRequest);
+        };
+        let reason = format!(
+            "the {} step failed ({err})",
+            action.step.as_str().replace('_', " ")
+        );
+        self.fail(uow, &request, &reason).await
     }
 
     async fn fail(

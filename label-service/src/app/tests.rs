@@ -1725,6 +1725,61 @@ async fn evaluating_a_request_whose_release_vanished_closes_it_with_the_reason()
     assert_eq!(outcome, StepOutcome::Done("failed"));
 }
 
+#[tokio::test]
+async fn a_step_that_fails_for_good_closes_the_request_with_the_reason() {
+    let mut seq = Sequence::new();
+    let mut failing = MockUnitOfWork::new();
+    failing
+        .expect_request()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| ready(Ok(Some(unassigned_sign_request(Status::New)))));
+    failing
+        .expect_least_loaded_manager()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|| ready(Err(StoreError::Rejected("bad row".into()))));
+    failing.expect_update_request().never();
+    failing.expect_commit().never();
+    let mut closing_uow = MockUnitOfWork::new();
+    closing_uow
+        .expect_request()
+        .with(eq(SIGN_REQUEST), eq(true))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| ready(Ok(Some(unassigned_sign_request(Status::New)))));
+    closing_uow
+        .expect_update_request()
+        .with(
+            eq(SIGN_REQUEST),
+            eq(Status::New),
+            eq(closing(
+                "The request is declined: the assign manager step failed (internal error)",
+            )),
+        )
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, change| {
+            ready(Ok(Some(applied(
+                &unassigned_sign_request(Status::New),
+                change,
+            ))))
+        });
+    closing_uow
+        .expect_commit()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|| ready(Ok(())));
+    let label = label(store_with(vec![failing, closing_uow]));
+
+    let outcome = label
+        .run_step(&action(SIGN_REQUEST, Step::AssignManager, 1), now())
+        .await
+        .expect("a permanent failure closes the request instead of failing the step");
+
+    assert_eq!(outcome, StepOutcome::Done("failed"));
+}
+
 // ---------------------------------------------------------------- deferred: expire
 
 #[tokio::test]
