@@ -15,7 +15,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::WebState;
-use super::session::{SESSION_COOKIE, clear_session, field, set_cookie};
+use super::session::{LoggedIn, SESSION_COOKIE, clear_session, field, set_cookie};
 use crate::app::requests::{PAGE_MAX, RequestFilter};
 use crate::app::{Actor, AppError, PasswordHasher, Store, UnitOfWork};
 use crate::domain::request::{RequestType, Status};
@@ -261,12 +261,8 @@ struct ArtistView {
 
 pub async fn profile<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let actor = &session.actor;
     let mut manager_name = None;
     if let Some(artist) = &actor.artist {
@@ -353,13 +349,9 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
 
 pub async fn requests<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Query(query): Query<Fields>,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let actor = &session.actor;
     let status_text = field(&query, "status").unwrap_or_default().to_owned();
     let kind_text = field(&query, "type").unwrap_or_default().to_owned();
@@ -445,13 +437,9 @@ pub async fn requests<S: Store, P: PasswordHasher>(
 
 pub async fn request<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let actor = &session.actor;
     let found = match parse_id(&id, "a request id") {
         Ok(id) => state.label.get_request(actor, id).await,
@@ -616,12 +604,8 @@ struct TrackRow {
 
 pub async fn releases<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let actor = &session.actor;
     let releases = match state.label.list_releases(actor).await {
         Ok(releases) => releases,
@@ -652,13 +636,9 @@ pub async fn releases<S: Store, P: PasswordHasher>(
 
 pub async fn release<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let actor = &session.actor;
     let found = match parse_id(&id, "a release id") {
         Ok(id) => state.label.get_release(actor, id).await,
@@ -704,12 +684,8 @@ pub async fn release<S: Store, P: PasswordHasher>(
 
 pub async fn release_form<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if let Err(err) = session.actor.as_artist("only artists upload releases") {
         return state.fail(&err, Some(&session));
     }
@@ -847,12 +823,8 @@ struct ManagerRow {
 
 pub async fn admin_users<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let users = match state.label.list_users(&session.actor).await {
         Ok(users) => users,
         Err(err) => return state.fail(&err, Some(&session)),
@@ -905,12 +877,8 @@ pub async fn appoint<S: Store, P: PasswordHasher>(
 
 pub async fn admin_managers<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
-    headers: HeaderMap,
+    LoggedIn(session): LoggedIn,
 ) -> Response {
-    let session = match state.require(&headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let actor = &session.actor;
     let managers = match state.label.list_managers(actor).await {
         Ok(managers) => managers,

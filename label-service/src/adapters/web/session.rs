@@ -3,7 +3,9 @@
 //! random nonce kept in its own cookie) under a key derived from the JWT secret, so a page
 //! of another site can neither read nor forge it. It must not log a token or a cookie.
 
+use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
@@ -25,6 +27,23 @@ pub const CSRF_FIELD: &str = "csrf";
 pub struct Session {
     pub actor: Actor,
     pub csrf: String,
+}
+
+/// The session of a page that needs one, as an extractor: a visitor without one is sent to
+/// the log-in page before the handler runs. (Forms check their token with
+/// `WebState::require_form`, which needs the body.)
+#[derive(Debug)]
+pub struct LoggedIn(pub Session);
+
+impl<S: Store, P: PasswordHasher> FromRequestParts<WebState<S, P>> for LoggedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState<S, P>,
+    ) -> Result<Self, Self::Rejection> {
+        state.require(&parts.headers).await.map(LoggedIn)
+    }
 }
 
 /// The value of cookie `name`, if the request carries it.
