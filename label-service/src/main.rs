@@ -146,8 +146,11 @@ async fn serve() -> anyhow::Result<()> {
     service
         .serve_http(
             &settings.http,
-            http::router(label.clone(), settings.auth.clone())
-                .merge(web::router(label, settings.auth.clone())),
+            http::router(label.clone(), settings.auth.clone()).merge(web::router(
+                label,
+                settings.auth.clone(),
+                settings.web.clone(),
+            )),
         )
         .await?;
 

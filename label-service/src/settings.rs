@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::adapters::http::auth::AuthSettings;
 use crate::adapters::postgres::DeferredTopics;
+use crate::adapters::web::WebSettings;
 use crate::app::Rules;
 
 /// Everything the label-service can be told.
@@ -34,6 +35,8 @@ pub struct Settings {
     pub outbox: RelaySettings,
     /// Tokens and login limits.
     pub auth: AuthSettings,
+    /// The web UI's cookies.
+    pub web: WebSettings,
     /// The first admin, created at start when no admin exists.
     pub admin: AdminSettings,
     /// The request workflow's timing.
@@ -60,6 +63,7 @@ impl Default for Settings {
             topics: TopicSettings::default(),
             outbox: RelaySettings::default(),
             auth: AuthSettings::default(),
+            web: WebSettings::default(),
             admin: AdminSettings::default(),
             requests: RequestSettings::default(),
             telemetry: TelemetrySettings::default(),

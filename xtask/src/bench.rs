@@ -89,9 +89,12 @@ pub fn run(layout: &Layout, args: &[String]) -> Result<()> {
     let options = parse_options(args)?;
     let sizes = if options.quick { QUICK } else { FULL };
     let started = Instant::now();
+    crate::setup::ensure(
+        crate::setup::Purpose::Bench,
+        &crate::setup::Host::this_machine(),
+        crate::setup::Options::default(),
+    )?;
     check_tools()?;
-    // Fails before the build when the broker is not installed.
-    broker::find()?;
 
     // Ctrl-C reaches the children too (same process group); xtask itself stays alive long
     // enough to stop what is left and drop its databases.

@@ -17,6 +17,14 @@ use crate::sys::{self, note, step};
 /// newer rustc, tansu 0.6 loses messages).
 pub const VERSION: &str = "0.7.0-pre.2";
 const DEFAULT_PORT: u16 = 9092;
+/// How long the install takes on the development machine (2 cores), and how many crates
+/// it compiles: what the progress lines compare against.
+pub const INSTALL_MINUTES: u32 = 7;
+const CRATES: usize = 408;
+/// The release profile of the install. `opt-level = 1` instead of 3 takes the build from
+/// 10.5 to 6.6 minutes here, and the broker it makes costs the same CPU per message and
+/// answers as fast (docs/broker-build.md has the measurements).
+const BUILD_PROFILE: &[(&str, &str)] = &[("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")];
 
 /// Topics the services use, with explicit partition counts: a topic the
 /// broker auto-creates gets 4 partitions, which is not what they expect.
@@ -51,8 +59,9 @@ fn install_command(root: &Path) -> String {
 
 fn install_hint() -> String {
     format!(
-        "install it with `cargo xtask install-broker` (about 15 minutes), which runs\n    {}",
-        install_command(&install_root())
+        "`cargo xtask test` and `cargo xtask demo` install it (about {INSTALL_MINUTES} \
+         minutes), as does `cargo xtask install-broker`, which runs\n    {}",
+        install_command_line()
     )
 }
 
@@ -150,15 +159,20 @@ pub fn install() -> Result<()> {
     }
     let root = install_root();
     step(format!(
-        "installing nisshi {VERSION} into {} (a release build: about 15 minutes on 2 cores)",
+        "installing nisshi {VERSION} into {} (a release build from crates.io: about \
+         {INSTALL_MINUTES} minutes on 2 cores, once per machine)",
         root.display()
     ));
     let mut cargo = sys::cargo();
     cargo
         .args(["install", "nisshi", "--version", VERSION, "--locked"])
         .args(["--no-default-features", "--features", "dynostore", "--root"])
-        .arg(&root);
-    sys::run(&mut cargo)?;
+        .arg(&root)
+        .envs(BUILD_PROFILE.iter().copied());
+    for (key, value) in BUILD_PROFILE {
+        note(format!("{key}={value}"));
+    }
+    run_with_progress(&mut cargo)?;
     let bin = root.join("bin/nisshi");
     match probe(&bin) {
         Probe::Good => {
@@ -168,6 +182,70 @@ pub fn install() -> Result<()> {
         Probe::Wrong(said) => bail!("installed {} but it reports {said:?}", bin.display()),
         Probe::Missing => bail!("cargo install succeeded but {} is missing", bin.display()),
     }
+}
+
+/// The whole command line of the install, for messages.
+pub fn install_command_line() -> String {
+    let profile: Vec<String> = BUILD_PROFILE
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{} {}", profile.join(" "), install_command(&install_root()))
+        .trim()
+        .to_owned()
+}
+
+/// Runs a `cargo install`, printing a progress line every few seconds (crates compiled,
+/// time taken) instead of cargo's hundreds of lines; on failure, cargo's last lines.
+fn run_with_progress(cmd: &mut Command) -> Result<()> {
+    use std::io::BufRead as _;
+
+    note(format!("$ {}", sys::display(cmd)));
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("could not start cargo install")?;
+    let stderr = child.stderr.take().context("cargo install's stderr")?;
+    let mut compiled = 0_usize;
+    let mut last_report = Instant::now();
+    let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.context("reading cargo install's output")?;
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("Compiling ") {
+            compiled += 1;
+        }
+        if last_report.elapsed() >= Duration::from_secs(15) || trimmed.starts_with("Installing ") {
+            last_report = Instant::now();
+            let elapsed = started.elapsed().as_secs();
+            note(format!(
+                "[{:>2}m{:02}s] {compiled:>3} of about {CRATES} crates compiled; {trimmed}",
+                elapsed / 60,
+                elapsed % 60
+            ));
+        }
+        if recent.len() == 40 {
+            recent.pop_front();
+        }
+        recent.push_back(line);
+    }
+    let status = child.wait().context("waiting for cargo install")?;
+    if !status.success() {
+        let tail: Vec<String> = recent.into_iter().map(|l| format!("    | {l}")).collect();
+        bail!(
+            "`{}` failed ({status}); its last lines:\n{}",
+            sys::display(cmd),
+            tail.join("\n")
+        );
+    }
+    note(format!(
+        "built {compiled} crates in {}",
+        sys::secs(started.elapsed())
+    ));
+    Ok(())
 }
 
 /// The pid of the broker xtask started, when it is still running.
@@ -422,6 +500,15 @@ mod tests {
         );
         assert!(parse_topic_list("[]").is_empty());
         assert!(parse_topic_list("").is_empty());
+    }
+
+    #[test]
+    fn the_install_is_a_lighter_release_build() {
+        assert_eq!(BUILD_PROFILE, &[("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")]);
+        assert!(
+            install_command_line()
+                .starts_with("CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install nisshi")
+        );
     }
 
     #[test]

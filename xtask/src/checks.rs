@@ -1,5 +1,5 @@
-//! `cargo xtask test` (and `ci`): stack up, then formatting, clippy and the
-//! whole test suite with the stack's addresses exported. It runs the same
+//! `cargo xtask test` (and `ci`): the prerequisites, stack up, then formatting, clippy,
+//! the compose check and the whole test suite with the stack's addresses exported. It runs the same
 //! commands a developer would; it must not hide or reinterpret failures.
 
 use std::process::Command;
@@ -7,27 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
+use crate::setup::{self, Host, Options, Purpose};
 use crate::stack::{self, Layout};
 use crate::sys::{self, step};
-
-/// A tool the steps need, the probe that shows it is there, and how to get it.
-const TOOLS: &[(&str, &[&str], &str)] = &[
-    (
-        "rustfmt",
-        &["fmt", "--version"],
-        "rustup component add rustfmt",
-    ),
-    (
-        "clippy",
-        &["clippy", "--version"],
-        "rustup component add clippy",
-    ),
-    (
-        "cargo-nextest",
-        &["nextest", "--version"],
-        "cargo install cargo-nextest --locked",
-    ),
-];
 
 #[derive(Debug)]
 enum Outcome {
@@ -47,7 +29,7 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
         Some("--") => &extra[1..],
         _ => extra,
     };
-    check_tools()?;
+    setup::ensure(Purpose::Test, &Host::this_machine(), Options::default())?;
 
     let total = Instant::now();
     let mut results = Vec::new();
@@ -94,9 +76,25 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
         .args(extra);
     steps.push(("nextest", nextest));
 
+    // The deployment files: no daemon needed, a few seconds.
+    let started = Instant::now();
+    let compose = crate::compose::check(layout);
+    results.push(StepResult {
+        name: "compose check",
+        outcome: if compose.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        elapsed: started.elapsed(),
+    });
+    let mut failures = Vec::new();
+    if let Err(e) = compose {
+        failures.push(format!("compose check: {e:#}"));
+    }
+
     // Every step runs even when an earlier one failed (a formatting slip
     // should not hide test results); the command fails if any step did.
-    let mut failures = Vec::new();
     for (name, mut cmd) in steps {
         step(format!("running {name}"));
         cmd.current_dir(&layout.root)
@@ -119,20 +117,6 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
     summary(&results, total.elapsed());
     if !failures.is_empty() {
         bail!("{}", failures.join("\n       "));
-    }
-    Ok(())
-}
-
-fn check_tools() -> Result<()> {
-    let mut missing = Vec::new();
-    for (tool, probe, install) in TOOLS {
-        let ok = sys::capture(sys::cargo().args(*probe)).is_ok_and(|o| o.status.success());
-        if !ok {
-            missing.push(format!("{tool}: install it with `{install}`"));
-        }
-    }
-    if !missing.is_empty() {
-        bail!("missing tools:\n    {}", missing.join("\n    "));
     }
     Ok(())
 }

@@ -1,8 +1,12 @@
-//! `cargo xtask demo`: the stack plus both services in the foreground, wired
-//! to it, until Ctrl-C. It supervises and reports; it must not reimplement
-//! anything the services do themselves.
+//! `cargo xtask demo`: the prerequisites, the stack, then both services in the
+//! foreground, wired to it, until Ctrl-C or SIGTERM. It supervises and reports; it must
+//! not reimplement anything the services do themselves.
 
-use std::path::PathBuf;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -15,6 +19,20 @@ use crate::stack::{self, Layout, Stack};
 use crate::sys::{self, note, step};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The binaries the demo runs, and `label-cli`, which the README then tells people to run.
+const BINARIES: [&str; 4] = [
+    "orders-service",
+    "orders-producer",
+    "label-service",
+    "label-cli",
+];
+
+/// Flags of `cargo xtask demo`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Drop the label-service's data first, so a new cast (new passwords) is seeded.
+    pub reset: bool,
+}
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// What the demo hooks get to work with.
@@ -38,7 +56,12 @@ struct Service {
     exit: Option<ExitStatus>,
 }
 
-pub fn run(layout: &Layout) -> Result<()> {
+pub fn run(layout: &Layout, options: Options) -> Result<()> {
+    crate::setup::ensure(
+        crate::setup::Purpose::Demo,
+        &crate::setup::Host::this_machine(),
+        crate::setup::Options::default(),
+    )?;
     // The local broker keeps everything in memory, and a long-lived one can hold consumer
     // group state that stalls a new member's join (seen with Tansu): the demo starts from a
     // fresh broker it owns. A broker xtask did not start is left alone.
@@ -55,25 +78,23 @@ pub fn run(layout: &Layout) -> Result<()> {
         }
     }
 
-    step("building orders-service and label-service");
+    if options.reset {
+        reset_label_data(layout, &stack)?;
+    }
+
+    step(format!("building {}", BINARIES.join(", ")));
     let mut build = sys::cargo();
-    build
-        .args([
-            "build",
-            "--bin",
-            "orders-service",
-            "--bin",
-            "orders-producer",
-            "--bin",
-            "label-service",
-        ])
-        .current_dir(&layout.root);
+    build.arg("build").current_dir(&layout.root);
+    for bin in BINARIES {
+        build.args(["--bin", bin]);
+    }
     sys::run(&mut build)?;
     let bin_dir = target_dir(layout).join("debug");
 
-    // Take SIGINT/SIGTERM before the services exist, so that a Ctrl-C at any
-    // point leaves xtask alive to wait for them. The terminal delivers
-    // Ctrl-C to the whole foreground process group, services included.
+    // Take SIGINT/SIGTERM before the services exist, so that a signal at any point leaves
+    // xtask alive to stop them. The services run in process groups of their own, so a
+    // terminal's Ctrl-C reaches xtask alone, and xtask stops them the same way whether the
+    // signal came from a terminal or from `kill`.
     let signals = rx_signals()?;
 
     let orders = spawn(
@@ -187,6 +208,7 @@ fn spawn(
         note(format!("{key}={shown}"));
     }
     let child = cmd
+        .process_group(0)
         .spawn()
         .with_context(|| format!("could not start {}", bin.display()))?;
     note(format!("pid {}", child.id()));
@@ -209,14 +231,13 @@ fn supervise(
     loop {
         if let Ok(signal) = signals.try_recv() {
             step(format!(
-                "received {}; waiting up to {} s for the services to stop (Ctrl-C again kills them)",
+                "received {}; sent SIGTERM to the services, waiting up to {} s for them to \
+                 stop (another Ctrl-C kills them)",
                 signal_name(signal),
                 STOP_GRACE.as_secs()
             ));
-            // On SIGINT from the terminal the services got it too; a SIGTERM
-            // was aimed at xtask alone, so pass it on.
-            stop(services, signal == SIGTERM, signals);
-            return Ok(());
+            stop(services, true, signals);
+            return report_exits(services);
         }
         for index in 0..services.len() {
             if let Some(status) = services[index].child.try_wait()? {
@@ -280,6 +301,24 @@ fn supervise(
     }
 }
 
+/// Fails unless every service exited with status 0.
+fn report_exits(services: &[Service]) -> Result<()> {
+    let failed: Vec<String> = services
+        .iter()
+        .filter(|s| !s.exit.is_some_and(|status| status.success()))
+        .map(|s| match s.exit {
+            Some(status) => format!("{} ({status})", s.name),
+            None => format!("{} (not reaped)", s.name),
+        })
+        .collect();
+    if failed.is_empty() {
+        step("both services stopped with exit status 0");
+        Ok(())
+    } else {
+        bail!("did not stop cleanly: {}", failed.join(", "))
+    }
+}
+
 /// Waits for every service to exit, SIGTERM first when `terminate` is set;
 /// kills what is left after the grace period or on another signal.
 fn stop(services: &mut [Service], terminate: bool, signals: &Receiver<i32>) {
@@ -294,7 +333,11 @@ fn stop(services: &mut [Service], terminate: bool, signals: &Receiver<i32>) {
     loop {
         for service in services.iter_mut().filter(|s| s.exit.is_none()) {
             if let Ok(Some(status)) = service.child.try_wait() {
-                note(format!("{} exited ({status})", service.name));
+                note(format!(
+                    "{} (pid {}) exited: {status}",
+                    service.name,
+                    service.child.id()
+                ));
                 service.exit = Some(status);
             }
         }
@@ -408,31 +451,93 @@ fn publish_demo_orders(context: &DemoContext) -> Result<()> {
     Ok(())
 }
 
+/// Where the demo keeps the cast's logins between runs: git-ignored, readable by the owner
+/// only.
+fn logins_file(root: &Path) -> PathBuf {
+    root.join("target").join("demo").join("logins.txt")
+}
+
+/// Writes `text` to `path` with mode 0600 (the file holds passwords).
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // Removed first, so an older file with wider permissions is not reused.
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `--reset`: drops the label-service's schema (the service migrates it again at start)
+/// and forgets the old logins, so the seed makes a new cast.
+fn reset_label_data(layout: &Layout, stack: &Stack) -> Result<()> {
+    step("--reset: dropping the label-service's data (schema label)");
+    let mut psql = Command::new("psql");
+    psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(&stack.database_url)
+        .args(["-c", "DROP SCHEMA IF EXISTS label CASCADE"]);
+    let output = sys::capture(&mut psql)?;
+    if !output.status.success() {
+        bail!(
+            "psql could not drop schema label: {}",
+            sys::combined_output(&output)
+        );
+    }
+    let _ = fs::remove_file(logins_file(&layout.root));
+    Ok(())
+}
+
 /// Hook: seed label-service's demo cast (an admin, four managers, two artists with one
-/// release, two non-members) with `label-service seed`, which prints the passwords once, and
-/// say how to log in.
+/// release, two non-members) with `label-service seed`, keep the logins it prints in
+/// `target/demo/logins.txt`, and print them on this and every later start.
 fn seed_label_demo_cast(context: &DemoContext) -> Result<()> {
     step("seeding label-service's demo cast");
+    let logins = logins_file(&context.root);
+    let shown = logins
+        .strip_prefix(&context.root)
+        .unwrap_or(&logins)
+        .display()
+        .to_string();
     let mut seed = Command::new(context.bin_dir.join("label-service"));
     seed.arg("seed")
         .current_dir(&context.root)
         .envs(context.stack.env())
         .env("LABEL__DATABASE__URL", &context.stack.database_url);
     let output = sys::capture(&mut seed)?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.success() {
-        for line in stdout.lines() {
-            note(line);
-        }
+    let table = if output.status.success() {
+        let table = String::from_utf8_lossy(&output.stdout)
+            .replace("These passwords are shown once; keep them:", "Logins:");
+        write_private(&logins, &table)?;
+        note(format!("seeded; logins kept in {shown} (mode 0600)"));
+        Some(table)
     } else {
         let all = sys::combined_output(&output);
-        if all.contains("seeded only once") {
-            note("the demo cast was seeded by an earlier demo; its passwords were printed then");
-            note(
-                "to seed again, drop the schema first: psql \"$DATABASE_URL\" -c 'DROP SCHEMA label CASCADE'",
-            );
-        } else {
+        if !all.contains("seeded only once") {
             bail!("label-service seed failed:\n{all}");
+        }
+        match fs::read_to_string(&logins) {
+            Ok(table) => {
+                note(format!("seeded by an earlier demo; logins from {shown}"));
+                Some(table)
+            }
+            Err(_) => {
+                note(format!(
+                    "seeded by an earlier demo, but {shown} is gone, so the passwords are \
+                     unknown: stop and run `cargo xtask demo --reset` for a new cast"
+                ));
+                None
+            }
+        }
+    };
+    if let Some(table) = table {
+        for line in table.lines() {
+            note(line);
         }
     }
     step(format!(
@@ -444,12 +549,17 @@ fn seed_label_demo_cast(context: &DemoContext) -> Result<()> {
         "label API: {api}  (OpenAPI viewer: {}docs)",
         context.label_url
     ));
-    note("or use the API: log in, then send the token:");
+    let cli = context.bin_dir.join("label-cli");
+    let cli = cli
+        .strip_prefix(&context.root)
+        .unwrap_or(&cli)
+        .display()
+        .to_string();
     note(format!(
-        "  curl -s -X POST {api}/auth/login -H 'content-type: application/json' -d '{{\"email\":\"maria@label.example\",\"password\":\"<password>\"}}'"
+        "label-cli: {cli} login --email lena@label.example   (README.md, section label-cli)"
     ));
     note(format!(
-        "  curl -s {api}/requests -H 'authorization: Bearer <token>'"
+        "curl: curl -s -X POST {api}/auth/login -H 'content-type: application/json' -d '{{\"email\":\"maria@label.example\",\"password\":\"<password>\"}}'"
     ));
     Ok(())
 }
@@ -457,6 +567,21 @@ fn seed_label_demo_cast(context: &DemoContext) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_logins_file_is_private() {
+        let dir = std::env::temp_dir().join(format!("xtask-demo-{}", std::process::id()));
+        let path = dir.join("logins.txt");
+        write_private(&path, "a").expect("first write");
+        write_private(&path, "b").expect("second write replaces");
+        let mode = fs::metadata(&path).expect("metadata").permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_to_string(&path).expect("read"), "b");
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     #[test]
     fn wildcard_binds_are_probed_on_loopback() {

@@ -11,6 +11,7 @@ mod envfile;
 mod http;
 mod pg;
 mod pgurl;
+mod setup;
 mod stack;
 mod sys;
 
@@ -27,9 +28,15 @@ commands:
   stack down      stop what `stack up` started (never the machine's own PostgreSQL)
   stack status    show each component, its address, up/down, pid and log
   install-broker  install nisshi 0.7.0-pre.2 (the broker) unless it is already installed
-  test [-- ARGS]  stack up, cargo fmt --check, clippy -D warnings, cargo nextest run
-                  (ARGS go to nextest)
-  demo            stack up, then run orders-service and label-service until Ctrl-C
+  setup [test|demo|bench]... [--dry-run]
+                  check what those commands need and install what is missing (as root:
+                  apt-get; otherwise it prints the command); test, demo and bench run
+                  this check first on their own
+  test [-- ARGS]  prerequisites, stack up, cargo fmt --check, clippy -D warnings, compose
+                  check, cargo nextest run (ARGS go to nextest)
+  demo [--reset]  prerequisites, stack up, build, run orders-service and label-service
+                  until Ctrl-C or SIGTERM; prints the demo logins every time (--reset:
+                  drop the label data and seed a new cast with new passwords)
   bench orders [--quick] [--keep]
                   benchmark the orders-service (release build, private broker, database
                   orders_bench) against nginx, COPY and a bare SELECT; writes
@@ -57,7 +64,9 @@ fn main() -> ExitCode {
         ["stack", "status"] => stack::status(&layout),
         ["install-broker"] => broker::install(),
         ["test", ..] => checks::run(&layout, &args[1..]),
-        ["demo"] => demo::run(&layout),
+        ["setup", ..] => setup::run(&args[1..]),
+        ["demo"] => demo::run(&layout, demo::Options::default()),
+        ["demo", "--reset"] => demo::run(&layout, demo::Options { reset: true }),
         ["bench", "orders", ..] => bench::run(&layout, &args[2..]),
         ["ci"] => checks::run(&layout, &[]),
         ["compose", "check"] => compose::check(&layout),

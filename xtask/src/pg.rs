@@ -148,6 +148,11 @@ pub fn status(layout: &Layout, url: &str) {
     }
 }
 
+/// True when the server `DATABASE_URL` (or the default) names accepts connections.
+pub fn reachable() -> bool {
+    pgurl::parse(&requested_url()).is_ok_and(|addr| ready(&addr))
+}
+
 /// True when a server accepts connections at `addr`: `pg_isready` when it
 /// is installed (it also tells "starting up" apart), else a TCP connect.
 pub fn ready(addr: &PgAddr) -> bool {

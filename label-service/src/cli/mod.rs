@@ -5,7 +5,8 @@
 //!
 //! It talks to the service only over HTTP, like any other client: it must not reach into the
 //! database, the use cases or the service's configuration. Exit codes are part of its
-//! interface: 0 success, 1 the API refused, 2 a usage error, 3 the service is unreachable.
+//! interface: 0 success, 1 the API refused, 2 a usage error, 3 the service is unreachable,
+//! 4 `requests wait` timed out.
 
 pub mod client;
 pub mod output;
@@ -37,7 +38,7 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8081";
     about = "The command-line client of the label-service",
     long_about = "The command-line client of the label-service's JSON API.\n\n\
         Exit codes: 0 success, 1 the API refused (its `detail` and `code` go to stderr), \
-        2 a usage error, 3 the service is unreachable."
+        2 a usage error, 3 the service is unreachable, 4 `requests wait` timed out."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -129,6 +130,18 @@ pub enum RequestsCommand {
     Show {
         /// The request's id.
         id: i64,
+    },
+    /// Wait until a request reaches a status (the deferred steps run in the background),
+    /// then show it; exit code 4 when it does not within the timeout.
+    Wait {
+        /// The request's id.
+        id: i64,
+        /// The status to wait for.
+        #[arg(long, value_enum)]
+        status: StatusArg,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Ask to join the label (non-members).
     ApplySign {
@@ -268,6 +281,9 @@ pub enum CliError {
     /// The service could not be reached: exit 3.
     #[error("the service at {url} is unreachable: {reason}")]
     Unreachable { url: String, reason: String },
+    /// `requests wait` gave up: exit 4.
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 impl CliError {
@@ -277,6 +293,7 @@ impl CliError {
             CliError::Refused { .. } | CliError::Unexpected(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Unreachable { .. } => 3,
+            CliError::TimedOut(_) => 4,
         }
     }
 }
@@ -462,6 +479,28 @@ impl Context {
                     .authed(Method::Get, &format!("/requests/{id}"), &[], None)
                     .await?;
                 self.show::<Request>(request, output::request)
+            }
+            RequestsCommand::Wait {
+                id,
+                status,
+                timeout,
+            } => {
+                let path = format!("/requests/{id}");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+                loop {
+                    let request = self.authed(Method::Get, &path, &[], None).await?;
+                    let now = request.get("status").and_then(Value::as_str).unwrap_or("");
+                    if now == status.api_name() {
+                        return self.show::<Request>(request, output::request);
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(CliError::TimedOut(format!(
+                            "request {id} is still {now:?} after {timeout} s, not {:?}",
+                            status.api_name()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
             RequestsCommand::ApplySign { nickname } => {
                 let body = json!({"nickname": nickname});

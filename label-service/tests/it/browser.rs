@@ -393,3 +393,67 @@ async fn four_people_walk_the_whole_flow_in_a_browser() {
     drop(driver);
     drop(service);
 }
+
+/// A host name that is not loopback to the browser (so it is not a "potentially
+/// trustworthy" origin, where Chromium would accept `Secure` cookies over plain HTTP),
+/// mapped to the service's 127.0.0.1 by the browser's resolver.
+const PLAIN_HTTP_HOST: &str = "label-office.test";
+
+/// Logs in as the admin at `http://label-office.test:<port>/login`; the page it ends on.
+async fn log_in_by_host_name(driver: &Chromedriver, service: &LabelProcess, who: &str) -> Person {
+    let rule = format!("--host-resolver-rules=MAP {PLAIN_HTTP_HOST} 127.0.0.1");
+    let client = driver.session_with(who, 1024, 768, &[rule.as_str()]).await;
+    let person = Person {
+        client,
+        base: format!("http://{PLAIN_HTTP_HOST}:{}", service.address.port()),
+        who: "admin",
+    };
+    person.open("/login").await;
+    person.fill("#email", ADMIN_EMAIL).await;
+    person.fill("#password", ADMIN_PASSWORD).await;
+    person.click("#submit").await;
+    person
+        .wait_until(
+            "the page after logging in",
+            "return document.readyState === 'complete' \
+             && (location.pathname !== '/login' || document.getElementById('error') !== null);",
+            Vec::new(),
+        )
+        .await;
+    person
+}
+
+#[tokio::test]
+async fn over_plain_http_at_a_host_name_the_session_works_with_cookie_secure_auto() {
+    let stack = LabelStack::new().await;
+    let driver = Chromedriver::start("label-host-name");
+
+    // The default, `auto`: a direct plain-HTTP connection gets cookies without `Secure`.
+    let service = LabelProcess::start(&stack, &[]).await;
+    let admin = log_in_by_host_name(&driver, &service, "auto").await;
+    admin.wait_for_path("/profile").await;
+    admin.shot("host-name-01-logged-in").await;
+    assert_eq!(admin.text("#email").await, ADMIN_EMAIL);
+    // The session holds: another page, then a form (the CSRF token of the session).
+    admin.open("/admin/users").await;
+    admin.wait_for_path("/admin/users").await;
+    admin.click("#logout").await;
+    admin.wait_for_path("/login").await;
+    admin.open("/profile").await;
+    admin.wait_for_path("/login").await;
+    admin.close().await;
+    drop(service);
+
+    // `always` over the same plain HTTP: the browser refuses the cookies, and the page says
+    // so instead of calling the form expired.
+    let service = LabelProcess::start(&stack, &[("LABEL__WEB__COOKIE_SECURE", "always")]).await;
+    let refused = log_in_by_host_name(&driver, &service, "always").await;
+    refused.shot("host-name-02-cookie-refused").await;
+    let message = refused.text("#error").await;
+    assert!(
+        message.contains("did not send back the cookie") && message.contains("web.cookie_secure"),
+        "{message:?}"
+    );
+    assert!(!message.contains("expired"), "{message:?}");
+    refused.close().await;
+}

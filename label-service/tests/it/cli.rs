@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{Days, Utc};
 use serde_json::{Value, json};
 
-use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD, LabelProcess, LabelStack};
+use crate::stack::{ADMIN_EMAIL, ADMIN_PASSWORD, LabelProcess, LabelStack, run_binary};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -420,5 +420,131 @@ async fn the_whole_workflow_through_label_cli_with_its_exit_codes() {
         logged_out.stderr.contains("not logged in"),
         "{}",
         logged_out.stderr
+    );
+}
+
+/// The commands of README.md's label-cli walkthrough, between its markers, one shell line
+/// each (comments and blank lines dropped).
+fn readme_walkthrough() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let start = readme
+        .find("<!-- label-cli walkthrough: start -->")
+        .expect("the walkthrough's start marker");
+    let end = readme
+        .find("<!-- label-cli walkthrough: end -->")
+        .expect("the walkthrough's end marker");
+    readme[start..end]
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with("```"))
+        .filter(|line| !line.starts_with("<!--"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The e-mail address and password of each person in `label-service seed`'s table.
+fn seeded_passwords(table: &str) -> Vec<(String, String)> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [role, email, password, ..]
+                    if ["admin", "manager", "artist", "nonmember"].contains(role) =>
+                {
+                    Some(((*email).to_owned(), (*password).to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_walkthrough_runs_as_written() {
+    let stack = LabelStack::new().await;
+    // The demo's cast, seeded the way `cargo xtask demo` seeds it, before the service starts
+    // (so the configured test admin is not created: the cast's admin exists).
+    let seeded = run_binary(
+        &[
+            ("APP_ENV", "test"),
+            ("LABEL__DATABASE__URL", &stack.database_url),
+        ],
+        &["seed"],
+    );
+    let table = String::from_utf8_lossy(&seeded.stdout).into_owned();
+    assert!(
+        seeded.status.success(),
+        "seed: {table}{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let passwords = seeded_passwords(&table);
+    assert_eq!(passwords.len(), 9, "{table}");
+    let service = LabelProcess::start(&stack, &[]).await;
+
+    let commands = readme_walkthrough();
+    assert!(commands.len() > 20, "{commands:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cli = PathBuf::from(env!("CARGO_BIN_EXE_label-cli"));
+    let bin_dir = cli.parent().expect("the binaries' directory").to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut password = String::new();
+    for command in &commands {
+        if let Some(rest) = command.strip_prefix("label-cli login --email ") {
+            let email = rest.split_whitespace().next().unwrap_or_default();
+            password = passwords
+                .iter()
+                .find(|(e, _)| e == email)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| panic!("{email} is not in the demo cast:\n{table}"));
+        } else if command.starts_with("label-cli register ") {
+            password = "a-password-of-ann".to_owned();
+        }
+        // The README's own first line sets PATH to target/debug; the test's binaries may be
+        // elsewhere, so that line is replaced by the directory they are in.
+        let line = if command.starts_with("export PATH=") {
+            "true".to_owned()
+        } else {
+            command.clone()
+        };
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let output = tokio::process::Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(&root)
+            .env("PATH", path)
+            .env("LABEL_URL", format!("http://{}", service.address))
+            .env("LABEL_CLI_TOKEN_FILE", dir.path().join("token"))
+            .env("LABEL_PASSWORD", &password)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("run sh");
+        let run = Run::from(output);
+        let stdout = run.ok(command);
+        println!("$ {command}\n{stdout}");
+    }
+    // What the walkthrough did, as the database sees it.
+    assert_eq!(
+        stack
+            .scalar_i64("SELECT count(*) FROM label.publications")
+            .await,
+        1
+    );
+    assert_eq!(
+        stack
+            .scalar_i64("SELECT count(*) FROM label.managers")
+            .await,
+        5
+    );
+    assert_eq!(
+        stack
+            .scalar_i64("SELECT count(*) FROM label.users WHERE email = 'ann@example.com'")
+            .await,
+        1
     );
 }

@@ -75,6 +75,10 @@ struct Web {
 
 impl Web {
     async fn new() -> Self {
+        Self::with(web::WebSettings::default()).await
+    }
+
+    async fn with(settings: web::WebSettings) -> Self {
         let db = TestDb::new().await;
         let store = PgStore::new(
             db.pool.clone(),
@@ -89,7 +93,7 @@ impl Web {
             jwt_secret: SecretString::from(SECRET),
             ..AuthSettings::default()
         };
-        let router = web::router(label.clone(), auth);
+        let router = web::router(label.clone(), auth, settings);
         Self {
             label,
             router,
@@ -193,9 +197,12 @@ impl Web {
             .find(|v| v.starts_with("label_session="))
             .expect("the session cookie")
             .to_owned();
-        for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
             assert!(raw.contains(attribute), "{raw}");
         }
+        // `web.cookie_secure: auto` and a direct plain-HTTP request: no `Secure`, or a
+        // browser would drop the cookie at any host name but localhost.
+        assert!(!raw.contains("Secure"), "{raw}");
         format!("label_session={session}")
     }
 
@@ -394,6 +401,89 @@ async fn forms_without_a_good_csrf_token_are_refused_and_change_nothing() {
         )
         .await;
     assert_eq!(login.status, StatusCode::FORBIDDEN, "{}", login.text);
+}
+
+/// The `Set-Cookie` values of `GET /login` sent by `peer`, with `X-Forwarded-Proto: https`
+/// when `forwarded_https`.
+async fn login_cookies(web: &Web, peer: &str, forwarded_https: bool) -> Vec<String> {
+    let peer: std::net::SocketAddr = peer.parse().expect("an address");
+    let mut request = Request::builder().method(Method::GET).uri("/login");
+    if forwarded_https {
+        request = request.header("x-forwarded-proto", "https");
+    }
+    let mut request = request.body(Body::empty()).expect("a request");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    web.send(request)
+        .await
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn cookies_are_secure_as_web_cookie_secure_says() {
+    let secure = |cookies: &[String]| {
+        assert!(!cookies.is_empty(), "a guest cookie is set");
+        cookies.iter().all(|c| c.ends_with("; Secure"))
+    };
+    let auto = Web::with(web::WebSettings {
+        trusted_proxies: vec!["10.0.0.0/8".parse().expect("a network")],
+        ..web::WebSettings::default()
+    })
+    .await;
+    assert!(!secure(
+        &login_cookies(&auto, "192.0.2.7:40000", false).await
+    ));
+    // Anyone can send the header: only a trusted proxy is believed.
+    assert!(!secure(
+        &login_cookies(&auto, "192.0.2.7:40000", true).await
+    ));
+    assert!(!secure(
+        &login_cookies(&auto, "10.0.0.2:40000", false).await
+    ));
+    assert!(secure(&login_cookies(&auto, "10.0.0.2:40000", true).await));
+
+    let always = Web::with(web::WebSettings {
+        cookie_secure: web::CookieSecure::Always,
+        ..web::WebSettings::default()
+    })
+    .await;
+    assert!(secure(
+        &login_cookies(&always, "192.0.2.7:40000", false).await
+    ));
+    let never = Web::with(web::WebSettings {
+        cookie_secure: web::CookieSecure::Never,
+        trusted_proxies: vec!["10.0.0.0/8".parse().expect("a network")],
+    })
+    .await;
+    assert!(!secure(
+        &login_cookies(&never, "10.0.0.2:40000", true).await
+    ));
+
+    // A browser that kept no cookie at all is told why, not that the form expired.
+    let form = always.get("/login", None).await;
+    let refused = always
+        .post(
+            "/login",
+            None,
+            &[
+                ("csrf", &form.csrf()),
+                ("email", ADMIN_EMAIL),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert!(
+        refused.text.contains("did not send back the cookie"),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains("expired"), "{}", refused.text);
 }
 
 #[tokio::test]

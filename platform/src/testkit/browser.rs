@@ -63,22 +63,34 @@ impl Chromedriver {
     /// A new headless session with a profile (and so cookies) of its own, named `who`, and a
     /// window of `width` × `height`.
     pub async fn session(&self, who: &str, width: u32, height: u32) -> Client {
+        self.session_with(who, width, height, &[]).await
+    }
+
+    /// [`session`](Self::session) with more Chromium arguments, such as
+    /// `--host-resolver-rules=MAP label.test 127.0.0.1` to reach a local server by a name
+    /// that is not loopback to the browser.
+    pub async fn session_with(&self, who: &str, width: u32, height: u32, extra: &[&str]) -> Client {
         let profile = self.profiles.join(who);
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        args.push(format!("--window-size={width},{height}"));
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-dev-shm-usage",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.display()),
-                ]
+                "args": args,
             }
         });
         let Value::Object(capabilities) = capabilities else {

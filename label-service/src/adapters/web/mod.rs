@@ -3,14 +3,18 @@
 //! tracks and an upload form, the admin's users and managers), served by the service itself
 //! next to the JSON API.
 //!
-//! The session is the API's JWT in a `Secure`, `HttpOnly`, `SameSite=Strict` cookie; every
+//! The session is the API's JWT in an `HttpOnly`, `SameSite=Strict` cookie (`Secure` as
+//! `web.cookie_secure` says, see `cookies`); every
 //! state-changing form carries a CSRF token (an HMAC of the session, or of a guest nonce)
 //! that is checked before anything changes. Templates auto-escape every value. Like the
 //! API, it holds no business or authorization rule: the use cases decide, and their errors
 //! become readable messages on the page.
 
+mod cookies;
 mod pages;
 mod session;
+
+pub use self::cookies::{CookieSecure, WebSettings};
 
 use std::sync::Arc;
 
@@ -107,7 +111,11 @@ fn environment() -> Environment<'static> {
 /// The pages: `/`, `/login`, `/register`, `/logout`, `/profile`, `/requests`,
 /// `/requests/{id}`, `/releases`, `/releases/new`, `/releases/{id}`, `/admin/users`,
 /// `/admin/managers`, and the stylesheet and script under `/assets`.
-pub fn router<S: Store, P: PasswordHasher>(label: Label<S, P>, auth: AuthSettings) -> Router {
+pub fn router<S: Store, P: PasswordHasher>(
+    label: Label<S, P>,
+    auth: AuthSettings,
+    web: WebSettings,
+) -> Router {
     let mut csrf_key = b"label-web-csrf|".to_vec();
     csrf_key.extend_from_slice(auth.jwt_secret.expose_secret().as_bytes());
     let state = WebState {
@@ -161,6 +169,10 @@ pub fn router<S: Store, P: PasswordHasher>(label: Label<S, P>, auth: AuthSetting
         .route("/assets/label.css", get(stylesheet))
         .route("/assets/label.js", get(script))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(web),
+            cookies::mark_secure,
+        ))
 }
 
 async fn stylesheet() -> Response {
@@ -260,6 +272,23 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
             "error.html",
             session,
             minijinja::context! { title, message, fields, code => err.code() },
+        )
+    }
+
+    /// The 403 page of a guest form whose browser sent no cookie at all: the cookie set
+    /// with the form was refused (cookies blocked, or a `Secure` cookie over plain HTTP),
+    /// and reloading would not help, so the page says what would.
+    fn cookie_refused(&self) -> Response {
+        self.fail(
+            &AppError::forbidden(
+                "cookie_refused",
+                "your browser did not send back the cookie this site set, so the form cannot \
+                 be checked. Allow cookies for this site. If you reached it over plain HTTP \
+                 at a host name other than localhost, the service must not mark its cookies \
+                 Secure: its operator sets web.cookie_secure to auto (the default) or never, \
+                 or puts it behind HTTPS",
+            ),
+            None,
         )
     }
 

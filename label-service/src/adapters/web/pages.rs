@@ -163,8 +163,8 @@ pub async fn login<S: Store, P: PasswordHasher>(
     let Ok(Form(form)) = form else {
         return state.fail(&unreadable_form(), None);
     };
-    if !state.guest_form_ok(&headers, &form) {
-        return state.csrf_refused(None);
+    if let Some(refused) = state.guest_form_refusal(&headers, &form) {
+        return refused;
     }
     let email = field(&form, "email").unwrap_or_default().trim().to_owned();
     let password = field(&form, "password").unwrap_or_default();
@@ -207,8 +207,8 @@ pub async fn register<S: Store, P: PasswordHasher>(
     let Ok(Form(form)) = form else {
         return state.fail(&unreadable_form(), None);
     };
-    if !state.guest_form_ok(&headers, &form) {
-        return state.csrf_refused(None);
+    if let Some(refused) = state.guest_form_refusal(&headers, &form) {
+        return refused;
     }
     let name = field(&form, "name").unwrap_or_default().to_owned();
     let email = field(&form, "email").unwrap_or_default().trim().to_owned();

@@ -59,10 +59,11 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
-/// A `Set-Cookie` value: secure, HTTP-only, same-site strict, for the whole site.
+/// A `Set-Cookie` value: HTTP-only, same-site strict, for the whole site. `Secure` is added
+/// by `cookies::mark_secure` when the request's connection calls for it.
 pub fn set_cookie(name: &str, value: &str, max_age_seconds: u64) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; Secure; SameSite=Strict"
+        "{name}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict"
     ))
     .expect("cookie values are URL-safe text")
 }
@@ -172,13 +173,27 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
         }
     }
 
-    /// Whether a guest form (log in, register) came from this site with its token.
-    pub(super) fn guest_form_ok(&self, headers: &HeaderMap, form: &[(String, String)]) -> bool {
+    /// The refusal of a guest form (log in, register) that did not come from this site with
+    /// its token; `None` when it did. A browser that sent no cookie at all is told why, not
+    /// that the form expired.
+    pub(super) fn guest_form_refusal(
+        &self,
+        headers: &HeaderMap,
+        form: &[(String, String)],
+    ) -> Option<Response> {
         let Some(nonce) = cookie(headers, GUEST_COOKIE) else {
-            return false;
+            if same_origin(headers) && cookie(headers, SESSION_COOKIE).is_none() {
+                tracing::warn!("a guest form without the guest cookie: the browser refused it");
+                return Some(self.cookie_refused());
+            }
+            return Some(self.csrf_refused(None));
         };
         let sent = field(form, CSRF_FIELD).unwrap_or_default();
-        same_origin(headers) && self.csrf_matches("guest", nonce, sent)
+        if same_origin(headers) && self.csrf_matches("guest", nonce, sent) {
+            None
+        } else {
+            Some(self.csrf_refused(None))
+        }
     }
 }
 
