@@ -4,12 +4,21 @@
 //!
 //! The relay claims rows with a lease (`FOR UPDATE SKIP LOCKED`, committed at once), then
 //! publishes, then marks them sent only after the broker acknowledged. Several relays can
-//! run at once: a row is claimed by one at a time. A relay that dies between publishing and
-//! marking leaves a row that is published again when its lease expires, so delivery is at
-//! least once and consumers must be idempotent. Order across relays is not guaranteed.
+//! run at once: a row is claimed by one at a time. The lease is short and renewed by a
+//! heartbeat while the publish is in flight, so a relay that dies leaves its rows to the
+//! others (or to itself, restarted) within seconds; one that dies between publishing and
+//! marking leaves a row that is published again, so delivery is at least once and consumers
+//! must be idempotent. Order across relays is not guaranteed.
+//!
+//! [`enqueue`] also sends a PostgreSQL `NOTIFY` on the table's channel, delivered when the
+//! transaction commits; the relay `LISTEN`s and starts a round at once, so a message waits
+//! for no poll. Polling stays as the fallback (a lost listener connection, a notification
+//! missed while it reconnects), and a relay with nothing due sleeps until the next row
+//! written for later falls due.
 //!
 //! This module never holds a transaction open across a network call.
 
+use std::future::Future;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -50,6 +59,11 @@ impl OutboxTable {
     /// The table name as it appears in SQL.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The `LISTEN`/`NOTIFY` channel on which [`enqueue`] tells relays of new rows.
+    pub fn channel(&self) -> String {
+        format!("outbox:{}", self.0)
     }
 }
 
@@ -102,9 +116,13 @@ pub async fn enqueue(
     }
     let headers = serde_json::to_value(&headers)
         .map_err(|err| DbError::Config(format!("outbox headers: {err}")))?;
+    // The notification is part of the transaction: sent on commit, dropped on rollback, and
+    // several in one transaction reach the listener as one.
     let sql = format!(
-        "INSERT INTO {} (topic, message_key, payload, headers, not_before) \
-         VALUES ($1, $2, $3, $4, COALESCE($5, now())) RETURNING id",
+        "WITH row AS ( \
+             INSERT INTO {} (topic, message_key, payload, headers, not_before) \
+             VALUES ($1, $2, $3, $4, COALESCE($5, now())) RETURNING id) \
+         SELECT row.id FROM row, pg_notify($6, '')",
         table.as_str()
     );
     let id: i64 = sqlx::query_scalar(&sql)
@@ -113,6 +131,7 @@ pub async fn enqueue(
         .bind(&message.payload)
         .bind(headers)
         .bind(message.not_before)
+        .bind(table.channel())
         .fetch_one(conn)
         .await?;
     Ok(id)
@@ -124,10 +143,13 @@ pub async fn enqueue(
 pub struct RelaySettings {
     /// Rows claimed per round.
     pub batch_size: i64,
-    /// Pause between rounds that found nothing to do.
+    /// The longest pause between rounds that found nothing to do. New rows wake the relay
+    /// at once (`NOTIFY`); polling is the fallback when a notification is lost.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How long a claim holds before another relay may take the row over.
+    /// How long a claim holds before another relay may take the row over. The relay renews
+    /// it every third of this while a publish is in flight, so it bounds how long the rows
+    /// of a relay that died wait, not how long a publish may take.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// First delay after a failed publish of a row; doubles up to `retry_max_delay`.
@@ -145,8 +167,8 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             batch_size: 100,
-            poll_interval: Duration::from_millis(200),
-            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(3),
             retry_initial_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(600),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -206,16 +228,20 @@ impl Relay {
     /// backoff; they never end the relay.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let mut purge_due = tokio::time::Instant::now();
+        let mut gauge_due = tokio::time::Instant::now();
         let mut db_backoff = self.db_backoff();
+        let mut wake = Wakeup::new(self.pool.clone(), self.table.channel());
         tracing::info!(table = self.table.as_str(), instance = %self.instance, "outbox relay started");
         loop {
+            // Listen before the round, so a row committed during the round is not missed.
+            wake.ensure_listening().await;
             let pause = match self.round().await {
                 Ok(report) => {
                     db_backoff = self.db_backoff();
                     if report.claimed as i64 >= self.settings.batch_size {
                         Duration::ZERO
                     } else {
-                        self.settings.poll_interval
+                        self.idle_pause().await
                     }
                 }
                 Err(err) => {
@@ -231,13 +257,49 @@ impl Relay {
                     tracing::warn!(error = %err, "outbox purge failed");
                 }
             }
+            if tokio::time::Instant::now() >= gauge_due {
+                gauge_due = tokio::time::Instant::now() + Duration::from_secs(5);
+                if let Err(err) = self.pending().await {
+                    tracing::debug!(error = %err, "counting pending outbox rows failed");
+                }
+            }
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(pause) => {}
+                woken = wake.wait(pause) => {
+                    if woken {
+                        metrics::counter!("outbox_relay_wakeups_total", "by" => "notify").increment(1);
+                    }
+                }
             }
         }
         tracing::info!(instance = %self.instance, "outbox relay stopped");
         Ok(())
+    }
+
+    /// How long to sleep when nothing more is due: until the next row written for later
+    /// falls due, at most `poll_interval`.
+    async fn idle_pause(&self) -> Duration {
+        let sql = format!(
+            "SELECT EXTRACT(EPOCH FROM (min(GREATEST(not_before, COALESCE(claimed_until, \
+                 not_before))) - now()))::float8 \
+             FROM {} WHERE sent_at IS NULL",
+            self.table.as_str()
+        );
+        match sqlx::query_scalar::<_, Option<f64>>(&sql)
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(Some(seconds)) if seconds.is_finite() => {
+                Duration::try_from_secs_f64(seconds.max(0.0) + 0.005)
+                    .unwrap_or(self.settings.poll_interval)
+                    .min(self.settings.poll_interval)
+            }
+            Ok(_) => self.settings.poll_interval,
+            Err(err) => {
+                tracing::debug!(error = %err, "reading the next due outbox row failed");
+                self.settings.poll_interval
+            }
+        }
     }
 
     fn db_backoff(&self) -> impl Iterator<Item = Duration> + use<> {
@@ -274,7 +336,10 @@ impl Relay {
             let result = tracing::Instrument::instrument(self.producer.send(&record), span).await;
             (row, result)
         });
-        let results = futures::future::join_all(sends).await;
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        let results = self
+            .while_renewing(&ids, futures::future::join_all(sends))
+            .await;
         let mut sent = Vec::new();
         for (row, result) in results {
             match result {
@@ -292,6 +357,41 @@ impl Relay {
             metrics::counter!("outbox_publish_failures_total").increment(report.failed as u64);
         }
         Ok(report)
+    }
+
+    /// Runs `work` while renewing the lease of the claimed rows `ids` every third of the
+    /// lease, so a slow publish (the broker down, up to the producer's delivery timeout)
+    /// keeps its rows, and a relay that dies loses them within one lease.
+    async fn while_renewing<T>(&self, ids: &[i64], work: impl Future<Output = T>) -> T {
+        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        let renew = async {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = self.renew(ids).await {
+                    tracing::warn!(error = %err, "renewing the outbox lease failed");
+                }
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            never = renew => never,
+        }
+    }
+
+    async fn renew(&self, ids: &[i64]) -> Result<(), DbError> {
+        let sql = format!(
+            "UPDATE {} SET claimed_until = now() + make_interval(secs => $1) \
+             WHERE id = ANY($2) AND claimed_by = $3 AND sent_at IS NULL",
+            self.table.as_str()
+        );
+        sqlx::query(&sql)
+            .bind(self.settings.lease.as_secs_f64())
+            .bind(ids)
+            .bind(self.instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn claim(&self) -> Result<Vec<ClaimedRow>, DbError> {
@@ -379,6 +479,66 @@ impl Relay {
         let count: i64 = sqlx::query_scalar(&sql).fetch_one(&self.pool).await?;
         metrics::gauge!("outbox_pending").set(count as f64);
         Ok(count)
+    }
+}
+
+/// The relay's wake-up: a `LISTEN` connection on the outbox's channel, and the poll timer.
+/// Without a connection (the database down), the relay only polls, and listens again on
+/// the next round.
+struct Wakeup {
+    pool: PgPool,
+    channel: String,
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+impl Wakeup {
+    fn new(pool: PgPool, channel: String) -> Self {
+        Self {
+            pool,
+            channel,
+            listener: None,
+        }
+    }
+
+    async fn ensure_listening(&mut self) {
+        if self.listener.is_some() {
+            return;
+        }
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+            listener.listen(&self.channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listener.await {
+            Ok(listener) => {
+                tracing::debug!(channel = %self.channel, "outbox relay listening");
+                self.listener = Some(listener);
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "outbox relay cannot listen; polling only");
+            }
+        }
+    }
+
+    /// Waits up to `pause`; true when a notification ended the wait early. (Several queued
+    /// notifications wake the relay several times; a round that finds nothing is one cheap
+    /// query.)
+    async fn wait(&mut self, pause: Duration) -> bool {
+        let Some(listener) = self.listener.as_mut() else {
+            tokio::time::sleep(pause).await;
+            return false;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => false,
+            received = listener.recv() => match received {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::debug!(error = %err, "outbox relay lost its listener; polling");
+                    self.listener = None;
+                    false
+                }
+            },
+        }
     }
 }
 

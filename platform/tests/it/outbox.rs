@@ -253,3 +253,147 @@ async fn a_broker_outage_delays_rows_and_never_loses_them(pool: PgPool) {
     assert_eq!(records.len(), 5);
     assert_eq!(unsent(&pool).await, 0);
 }
+
+/// Waits (bounded) until no row of svc.outbox is unsent; how long that took.
+async fn until_all_sent(pool: &PgPool, limit: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    loop {
+        if unsent(pool).await == 0 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "rows still unsent after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[sqlx::test]
+async fn a_row_committed_while_the_relay_sleeps_is_published_without_waiting_for_a_poll(
+    pool: PgPool,
+) {
+    sqlx::raw_sql(OUTBOX_DDL).execute(&pool).await.expect("ddl");
+    let broker = TestBroker::start().await;
+    let topic = unique("events");
+    broker.create_topics(&[(&topic, 1)]).await;
+    // A poll far longer than the test may take: only the notification can wake the relay.
+    let settings = RelaySettings {
+        poll_interval: Duration::from_secs(120),
+        ..fast_settings()
+    };
+    let relay = Relay::new(
+        pool.clone(),
+        KafkaProducer::new(&broker.settings(), "relay").expect("producer"),
+        table(),
+        settings,
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    // Its first round finds nothing; then it sleeps for the poll interval.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let tx = TxManager::new(pool.clone());
+    for round in 0..3 {
+        tx.transact(async |conn: &mut PgConnection| {
+            sqlx::query("INSERT INTO svc.thing VALUES ($1)")
+                .bind(round)
+                .execute(&mut *conn)
+                .await?;
+            enqueue(conn, &table(), &message(&topic, format!("woken-{round}"))).await
+        })
+        .await
+        .expect("write a row");
+        let took = until_all_sent(&pool, Duration::from_secs(20)).await;
+        println!("row {round} published {took:?} after its commit");
+        // Between rounds the relay is idle again, so each row proves a wake-up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.cancel();
+    task.await.expect("join").expect("relay");
+    let records = read_topic(
+        &broker.settings(),
+        &topic,
+        3,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(records.len(), 3);
+}
+
+#[sqlx::test]
+async fn rows_claimed_by_a_relay_that_died_are_published_within_seconds_of_a_restart(pool: PgPool) {
+    sqlx::raw_sql(OUTBOX_DDL).execute(&pool).await.expect("ddl");
+    let broker = TestBroker::start().await;
+    let topic = unique("events");
+    broker.create_topics(&[(&topic, 1)]).await;
+    let mut conn = pool.acquire().await.expect("conn");
+    for i in 0..10 {
+        enqueue(
+            &mut conn,
+            &table(),
+            &message(&topic, format!("claimed-{i}")),
+        )
+        .await
+        .expect("enqueue");
+    }
+    drop(conn);
+
+    // The first relay claims the rows while the broker cannot answer, so its publishes hang
+    // (renewing the lease); then it dies, as a killed process would: no mark, no release.
+    broker.pause();
+    let dying = Relay::new(
+        pool.clone(),
+        KafkaProducer::new(&broker.settings(), "dying").expect("producer"),
+        table(),
+        RelaySettings::default(),
+    );
+    let round = tokio::spawn(async move { dying.round().await });
+    let claimed_at = tokio::time::Instant::now();
+    loop {
+        let claimed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM svc.outbox WHERE claimed_by IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        if claimed == 10 {
+            break;
+        }
+        assert!(
+            claimed_at.elapsed() < Duration::from_secs(10),
+            "not claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Longer than a lease: the heartbeat keeps the claim while the relay lives.
+    tokio::time::sleep(RelaySettings::default().lease + Duration::from_secs(1)).await;
+    let still_claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM svc.outbox WHERE claimed_until > now() AND sent_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(still_claimed, 10, "the live relay's lease was renewed");
+    round.abort();
+    let _ = round.await;
+    broker.resume();
+
+    // The restarted relay (a new instance, default settings) takes the rows over.
+    let restarted = Relay::new(
+        pool.clone(),
+        KafkaProducer::new(&broker.settings(), "restarted").expect("producer"),
+        table(),
+        RelaySettings::default(),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(restarted.run(stop.clone()));
+    let took = until_all_sent(&pool, Duration::from_secs(30)).await;
+    println!("all rows published {took:?} after the restart");
+    assert!(
+        took < Duration::from_secs(5),
+        "the dead relay's rows waited {took:?}, more than 5 s"
+    );
+    stop.cancel();
+    task.await.expect("join").expect("relay");
+}
