@@ -10,7 +10,7 @@ use platform::outbox::RelaySettings;
 use platform::shutdown::ShutdownSettings;
 use platform::telemetry::TelemetrySettings;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::adapters::http::auth::AuthSettings;
 use crate::adapters::postgres::DeferredTopics;
@@ -18,7 +18,7 @@ use crate::adapters::web::WebSettings;
 use crate::app::Rules;
 
 /// Everything the label-service can be told.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Listener and request timeout.
@@ -52,12 +52,20 @@ impl Default for Settings {
         Self {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
-            kafka: KafkaSettings::default(),
+            kafka: KafkaSettings {
+                // Deferred actions are few and someone waits for each: send at once.
+                linger: Duration::ZERO,
+                ..KafkaSettings::default()
+            },
             consumer: ConsumerSettings {
                 // One action at a time: a step that rescheduled itself is never run (and
                 // rescheduled) twice because a later message of its batch hit a transient
                 // error. Deferred actions are few; latency, not throughput, matters.
                 batch_max_messages: 1,
+                // A new action is seen within this even on a broker that holds fetches
+                // for the whole wait (the local test broker does; Apache Kafka answers at
+                // once). 50 idle fetches per second cost next to nothing.
+                fetch_wait_max: Duration::from_millis(20),
                 ..ConsumerSettings::default()
             },
             topics: TopicSettings::default(),
@@ -73,7 +81,7 @@ impl Default for Settings {
 }
 
 /// Topic and consumer-group names.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicSettings {
     /// Deferred actions of sign requests.
@@ -117,7 +125,7 @@ impl TopicSettings {
 }
 
 /// The first admin. Nothing is created unless both `email` and `password` are set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     /// Display name.
@@ -125,6 +133,9 @@ pub struct AdminSettings {
     /// Login e-mail address.
     pub email: Option<String>,
     /// Initial password (8+ characters); change it after the first login.
+    // Never serialized: the code-defaults layer of the configuration leaves it out, and
+    // the struct's default fills it in.
+    #[serde(skip_serializing)]
     pub password: Option<SecretString>,
 }
 
@@ -139,7 +150,7 @@ impl Default for AdminSettings {
 }
 
 /// Timing of the request workflow.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestSettings {
     /// An open request older than this is closed ("no longer relevant"). Default 90 days.
@@ -172,5 +183,35 @@ impl RequestSettings {
             retry_min: self.retry_min_delay,
             retry_max: self.retry_max_delay,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::config::ConfigLoader;
+
+    fn load(vars: &[(&str, &str)]) -> Settings {
+        let dir = std::env::temp_dir().join(format!("label-settings-{}", std::process::id()));
+        ConfigLoader::new("label", "LABEL")
+            .dir(&dir)
+            .dotenv_file(dir.join(".env"))
+            .env_vars(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+            .load()
+            .expect("settings load")
+    }
+
+    #[test]
+    fn the_label_defaults_of_platform_sections_survive_overriding_one_key() {
+        let settings = load(&[
+            ("LABEL__CONSUMER__BATCH_LINGER", "5ms"),
+            ("LABEL__KAFKA__BROKERS", "kafka:9092"),
+        ]);
+        assert_eq!(settings.consumer.batch_linger, Duration::from_millis(5));
+        assert_eq!(settings.consumer.batch_max_messages, 1);
+        assert_eq!(settings.consumer.fetch_wait_max, Duration::from_millis(20));
+        assert_eq!(settings.kafka.brokers, "kafka:9092");
+        assert_eq!(settings.kafka.linger, Duration::ZERO);
+        assert_eq!(settings.topics.sign_requests, "label.sign-requests");
     }
 }

@@ -8,12 +8,12 @@ use platform::shutdown::ShutdownSettings;
 use platform::telemetry::TelemetrySettings;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Rules;
 
 /// Everything the orders-service can be told.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Listener and request timeout.
@@ -37,7 +37,7 @@ pub struct Settings {
 }
 
 /// Topic and consumer-group names.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicSettings {
     /// Where orders arrive.
@@ -70,7 +70,7 @@ impl TopicSettings {
 }
 
 /// The in-memory cache of ready-to-send orders.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
     /// Budget in bytes of cached orders (JSON plus per-entry overhead).
@@ -93,7 +93,7 @@ impl Default for CacheSettings {
 }
 
 /// The message rules' knobs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationSettings {
     /// `false` turns the sum rules and `track_mismatch` into warnings.

@@ -8,7 +8,9 @@
 //!
 //! Layers, lowest first:
 //!
-//! 1. code defaults (the settings structs use `#[serde(default)]` and `Default`);
+//! 1. code defaults: the settings type's `Default`, serialized as a layer of its own, so a
+//!    service's defaults of a platform section survive an override of one of its keys
+//!    (secrets are `skip_serializing` and come from `#[serde(default)]` instead);
 //! 2. `<dir>/<service>/base.yaml`;
 //! 3. `<dir>/<service>/<environment>.yaml`, the environment coming from `APP_ENV`
 //!    (default `development`); both files are optional;
@@ -20,7 +22,7 @@
 //!
 //! ```no_run
 //! # use platform::config::ConfigLoader;
-//! #[derive(Debug, Default, serde::Deserialize)]
+//! #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 //! #[serde(default, deny_unknown_fields)]
 //! struct Settings {
 //!     name: String,
@@ -34,6 +36,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The variable naming the environment whose YAML file is layered over `base.yaml`.
@@ -140,7 +143,7 @@ impl ConfigLoader {
     ///
     /// [`ConfigError`] when a file cannot be parsed, or a key is unknown, missing or has a
     /// value of the wrong type; the error names the file or the full key path.
-    pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+    pub fn load<T: DeserializeOwned + Serialize + Default>(&self) -> Result<T, ConfigError> {
         let vars = self.vars();
         let environment = self
             .environment
@@ -149,7 +152,13 @@ impl ConfigLoader {
             .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_owned());
         let service_dir = self.dir.join(&self.service);
 
+        // The code defaults are a layer of their own (not only serde's field defaults), so
+        // that setting one key of a section keeps the service's defaults of the others:
+        // `LABEL__CONSUMER__BATCH_LINGER` must not reset the label-service's
+        // `consumer.batch_max_messages` to the platform's.
+        let defaults = Config::try_from(&T::default()).map_err(ConfigError::Source)?;
         let config = Config::builder()
+            .add_source(defaults)
             .add_source(yaml_file(&service_dir.join("base.yaml")))
             .add_source(yaml_file(&service_dir.join(format!("{environment}.yaml"))))
             .add_source(self.environment_source(self.dotenv_vars()?))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tracing::{Instrument, field};
@@ -19,10 +19,13 @@ use tracing::{Instrument, field};
 use crate::http::ReadinessCheck;
 
 /// Connection settings of a service's database.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/database`; a secret, since it may carry a password.
+    // Never serialized: the code-defaults layer of the configuration leaves it out, and
+    // the struct's default fills it in.
+    #[serde(skip_serializing)]
     pub url: SecretString,
     /// Upper bound of pooled connections.
     pub max_connections: u32,

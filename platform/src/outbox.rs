@@ -138,7 +138,7 @@ pub async fn enqueue(
 }
 
 /// Settings of the relay.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelaySettings {
     /// Rows claimed per round.

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Shutdown settings, usually the `shutdown` section of a service's configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// How long tasks may take to finish after cancellation before they are aborted, such

@@ -170,7 +170,7 @@ fn nginx_bin() -> PathBuf {
 
 /// The database URL of the stack: `target/stack/env`, else `DATABASE_URL` (or the default),
 /// making sure the server answers the way `stack up` does.
-fn database_url(layout: &Layout) -> Result<String> {
+pub fn database_url(layout: &Layout) -> Result<String> {
     let env = stack::load_env(layout)?;
     let url = match envfile::get(&env, "DATABASE_URL") {
         Some(url) => url.to_owned(),
@@ -188,7 +188,7 @@ fn database_url(layout: &Layout) -> Result<String> {
 }
 
 /// Where cargo builds (as `demo` finds it): `CARGO_TARGET_DIR`, else `target/`.
-fn target_dir(layout: &Layout) -> PathBuf {
+pub fn target_dir(layout: &Layout) -> PathBuf {
     ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"]
         .iter()
         .find_map(|key| std::env::var_os(key).filter(|v| !v.is_empty()))

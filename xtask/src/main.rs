@@ -3,6 +3,7 @@
 //! not become a second build system or hold project logic.
 
 mod bench;
+mod bench_label;
 mod broker;
 mod checks;
 mod compose;
@@ -42,6 +43,11 @@ commands:
                   orders_bench) against nginx, COPY and a bare SELECT; writes
                   docs/benchmarks.md (--quick: a smaller smoke run, written to
                   target/bench/benchmarks-quick.md; --keep: keep the orders_bench database)
+  bench label [--quick]
+                  benchmark the label-service (release build, private broker, database
+                  label_bench): sign -> On approval latency at 100 requests/s, recovery
+                  after SIGKILL, GET /me and POST /requests/sign throughput; writes
+                  docs/benchmarks.md (--quick: target/bench/label/label-quick.md)
   ci              what .ci/run runs: exactly `cargo xtask test`
   compose check   validate deploy/compose.yaml with the compose client (with and without
                   its secrets) and lint it and deploy/Dockerfile: pinned images, health
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         ["demo"] => demo::run(&layout, demo::Options::default()),
         ["demo", "--reset"] => demo::run(&layout, demo::Options { reset: true }),
         ["bench", "orders", ..] => bench::run(&layout, &args[2..]),
+        ["bench", "label", ..] => bench_label::run(&layout, &args[2..]),
         ["ci"] => checks::run(&layout, &[]),
         ["compose", "check"] => compose::check(&layout),
         ["help" | "-h" | "--help"] => {

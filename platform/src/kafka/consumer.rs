@@ -267,7 +267,18 @@ impl<H: BatchHandler> ConsumerRunner<H> {
                 "heartbeat.interval.ms",
                 kafka.heartbeat_interval.as_millis().to_string(),
             )
+            .set(
+                "fetch.wait.max.ms",
+                settings.fetch_wait_max.as_millis().to_string(),
+            )
             .set("statistics.interval.ms", "5000");
+        if let Some(id) = settings
+            .group_instance_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+        {
+            config.set("group.instance.id", id);
+        }
         kafka.apply_properties(&mut config);
         let assignment = Assignment::default();
         let context = RunnerContext {

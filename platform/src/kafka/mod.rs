@@ -23,7 +23,7 @@ pub use producer::{Delivered, KafkaProducer, OutgoingRecord, ProduceError};
 pub use readiness::KafkaReady;
 
 /// Connection settings shared by every Kafka client of a service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Comma-separated `host:port` list (`bootstrap.servers`).
@@ -39,6 +39,10 @@ pub struct KafkaSettings {
     /// How long the producer keeps trying to deliver one message before reporting failure.
     #[serde(with = "humantime_serde")]
     pub delivery_timeout: Duration,
+    /// How long the producer waits to fill a batch before sending (`linger.ms`): longer
+    /// batches more under load, shorter answers sooner.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
     /// Extra librdkafka properties, passed as they are (security, tuning). They win over
     /// everything this crate sets.
     pub properties: BTreeMap<String, String>,
@@ -52,6 +56,7 @@ impl Default for KafkaSettings {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(3),
             delivery_timeout: Duration::from_secs(30),
+            linger: Duration::from_millis(5),
             properties: BTreeMap::new(),
         }
     }
@@ -93,7 +98,7 @@ pub struct Subscription {
 }
 
 /// How one consumer runner batches and retries.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerSettings {
     /// Largest batch handed to the handler.
@@ -109,6 +114,17 @@ pub struct ConsumerSettings {
     pub retry_max_delay: Duration,
     /// Where a new group starts reading: `earliest` or `latest`.
     pub auto_offset_reset: String,
+    /// How long the broker may hold a fetch that finds no data (`fetch.wait.max.ms`).
+    /// Apache Kafka answers as soon as data arrives, so this only sets how often an idle
+    /// consumer asks again; the local test broker answers only when it passes, so there it
+    /// is also the delay before a new message is seen.
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait_max: Duration,
+    /// Static group membership (`group.instance.id`): unique per running instance and
+    /// stable across its restarts (a host or pod name). A restarted instance then gets its
+    /// partitions back without waiting for its old session to expire; a stopped one keeps
+    /// them until the session timeout. None: dynamic membership.
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for ConsumerSettings {
@@ -119,6 +135,8 @@ impl Default for ConsumerSettings {
             retry_initial_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(30),
             auto_offset_reset: "earliest".to_owned(),
+            fetch_wait_max: Duration::from_millis(500),
+            group_instance_id: None,
         }
     }
 }

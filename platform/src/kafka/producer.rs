@@ -98,7 +98,7 @@ impl KafkaProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
-            .set("linger.ms", "5")
+            .set("linger.ms", settings.linger.as_millis().to_string())
             .set(
                 "message.timeout.ms",
                 settings.delivery_timeout.as_millis().to_string(),

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use platform::config::{ConfigError, ConfigLoader};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct Settings {
     name: String,
@@ -19,9 +19,10 @@ struct Settings {
     kafka: Kafka,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct Database {
+    #[serde(skip_serializing)]
     url: SecretString,
     max_connections: u32,
     #[serde(with = "humantime_serde")]
@@ -38,7 +39,7 @@ impl Default for Database {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct Kafka {
     brokers: String,
@@ -239,4 +240,40 @@ fn durations_parse_from_humantime_strings() {
         .unwrap();
     assert_eq!(settings.kafka.poll_interval, Duration::from_millis(20));
     assert_eq!(settings.database.acquire_timeout, Duration::from_secs(25));
+}
+
+/// A service whose default of a shared section differs from the section's own default.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+struct Service {
+    kafka: Kafka,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Self {
+            kafka: Kafka {
+                brokers: "service-default:9092".to_owned(),
+                poll_interval: Duration::from_millis(100),
+            },
+        }
+    }
+}
+
+#[test]
+fn overriding_one_key_keeps_the_services_defaults_of_the_others() {
+    let fixture = Fixture::new();
+    let settings: Service = fixture
+        .loader(&[("ORDERS__KAFKA__POLL_INTERVAL", "2s")])
+        .load()
+        .unwrap();
+    assert_eq!(settings.kafka.poll_interval, Duration::from_secs(2));
+    assert_eq!(
+        settings.kafka.brokers, "service-default:9092",
+        "the section's own default replaced the service's"
+    );
+    fixture.write("orders/base.yaml", "kafka:\n  brokers: yaml:9092\n");
+    let settings: Service = fixture.loader(&[]).load().unwrap();
+    assert_eq!(settings.kafka.brokers, "yaml:9092");
+    assert_eq!(settings.kafka.poll_interval, Duration::from_millis(100));
 }

@@ -33,10 +33,13 @@ pub const JWT_SECRET_MIN_BYTES: usize = 32;
 const RELAXED_ENVIRONMENTS: [&str; 2] = ["development", "test"];
 
 /// The `auth` section of the settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The HS256 key of the tokens. Never printed.
+    // Never serialized: the code-defaults layer of the configuration leaves it out, and
+    // the struct's default fills it in.
+    #[serde(skip_serializing)]
     pub jwt_secret: SecretString,
     /// How long a token is good for, such as `24h`.
     #[serde(with = "humantime_serde")]

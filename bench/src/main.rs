@@ -1,0 +1,63 @@
+//! `bench`: the services' benchmarks that drive real binaries over HTTP. `cargo xtask bench
+//! label` builds the release binaries and runs `bench label`. A benchmark measures and
+//! reports; it fails only when a step cannot be carried out, never because a target is
+//! missed, and every load it makes is bounded in count and time.
+
+mod label;
+mod support;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Benchmarks of the services")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The label-service: deferred-step latency, API throughput, recovery after a crash.
+    Label(label::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // On Ctrl-C or SIGTERM the run is dropped: every process it started is killed with it.
+    let result = tokio::select! {
+        result = async {
+            match cli.command {
+                Command::Label(args) => label::run(args).await,
+            }
+        } => result,
+        () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
