@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Rules;
 
 /// Everything the orders-service can be told.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Listener and request timeout.
@@ -34,6 +34,28 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Stop deadline.
     pub shutdown: ShutdownSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            kafka: KafkaSettings::default(),
+            consumer: ConsumerSettings {
+                // Each partition's orders are written in a transaction of their own, at the
+                // same time as the other partitions': PostgreSQL gets to use more than one
+                // core, and each partition's order is kept.
+                parallel_partitions: true,
+                ..ConsumerSettings::default()
+            },
+            topics: TopicSettings::default(),
+            cache: CacheSettings::default(),
+            validation: ValidationSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            shutdown: ShutdownSettings::default(),
+        }
+    }
 }
 
 /// Topic and consumer-group names.

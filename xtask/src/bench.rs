@@ -2191,11 +2191,27 @@ struct Row {
     ratio: f64,
     goal: Goal,
     target: f64,
+    /// A second condition of the target, as text for the table, and whether it holds.
+    also: Option<(&'static str, bool)>,
 }
 
 impl Row {
     fn verdict(&self) -> &'static str {
-        verdict(self.ratio, self.goal, self.target)
+        match (verdict(self.ratio, self.goal, self.target), self.also) {
+            ("met", Some((_, false))) => "below",
+            (verdict, _) => verdict,
+        }
+    }
+
+    fn target_text(&self) -> String {
+        let sign = match self.goal {
+            Goal::AtLeast => ">=",
+            Goal::AtMost => "<=",
+        };
+        match self.also {
+            Some((text, _)) => format!("{sign} {}, {text}", self.target),
+            None => format!("{sign} {}", self.target),
+        }
     }
 }
 
@@ -2210,8 +2226,14 @@ impl Report {
         )
     }
 
+    /// The ingest's time from the consumer's group join (partitions assigned) to the last
+    /// stored order: the join is a property of the broker and reported on its own.
+    fn ingest_seconds(&self) -> f64 {
+        self.ingest.seconds - self.ingest.assigned_seconds.unwrap_or(0.0)
+    }
+
     fn ingest_rate(&self) -> f64 {
-        self.sizes.ingest as f64 / self.ingest.seconds
+        self.sizes.ingest as f64 / self.ingest_seconds()
     }
 
     fn copy_rate(&self) -> f64 {
@@ -2302,15 +2324,19 @@ impl Report {
                 reference: format!("nginx {}", latency(&http.nginx)),
                 ratio: http.service.requests_per_sec / http.nginx.requests_per_sec,
                 goal: Goal::AtLeast,
-                target: 0.9,
+                target: 1.0,
+                also: Some(("p99 <= nginx's", http.service.p99_ms <= http.nginx.p99_ms)),
             },
             Row {
                 name: "Ingest",
                 measure: format!("Ingest {} orders", thousands(self.sizes.ingest)),
                 service: format!(
-                    "{} orders/s ({:.1} s)",
+                    "{} orders/s ({:.1} s after the group join, which took {})",
                     thousands(self.ingest_rate().round() as u64),
-                    self.ingest.seconds
+                    self.ingest_seconds(),
+                    self.ingest
+                        .assigned_seconds
+                        .map_or_else(|| "an unknown time".to_owned(), |t| format!("{t:.1} s"))
                 ),
                 reference: format!(
                     "COPY {} orders/s ({:.1} s)",
@@ -2319,7 +2345,8 @@ impl Report {
                 ),
                 ratio: self.ingest_rate() / self.copy_rate(),
                 goal: Goal::AtLeast,
-                target: 0.5,
+                target: 0.6,
+                also: None,
             },
             Row {
                 name: "Warm-up",
@@ -2329,6 +2356,7 @@ impl Report {
                 ratio: self.warm.seconds / self.select_best(),
                 goal: Goal::AtMost,
                 target: 2.0,
+                also: None,
             },
             Row {
                 name: "Memory",
@@ -2342,6 +2370,7 @@ impl Report {
                 ratio: self.per_order() / self.memory.mean_json,
                 goal: Goal::AtMost,
                 target: 2.0,
+                also: None,
             },
         ]
     }
@@ -2354,16 +2383,12 @@ impl Report {
         for row in self.rows() {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.2} | {} {} | {} |",
+                "| {} | {} | {} | {:.2} | {} | {} |",
                 row.measure,
                 row.service,
                 row.reference,
                 row.ratio,
-                match row.goal {
-                    Goal::AtLeast => ">=",
-                    Goal::AtMost => "<=",
-                },
-                row.target,
+                row.target_text(),
                 row.verdict()
             );
         }
@@ -2657,14 +2682,10 @@ impl Report {
         for row in &short {
             let _ = writeln!(
                 out,
-                "- **{}** ({:.2}, target {} {}): {}\n",
+                "- **{}** ({:.2}, target {}): {}\n",
                 row.measure,
                 row.ratio,
-                match row.goal {
-                    Goal::AtLeast => ">=",
-                    Goal::AtMost => "<=",
-                },
-                row.target,
+                row.target_text(),
                 self.limit(row.name)
             );
         }

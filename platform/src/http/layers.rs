@@ -5,16 +5,20 @@
 //! metrics carry the facts) and must not label metrics with raw paths, whose number is
 //! unbounded: the route label is the matched path template.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use metrics::Label;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use metrics::{Counter, Histogram, Label};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use tracing::field::Empty;
@@ -49,7 +53,10 @@ pub fn with_standard_layers(router: Router, settings: &HttpSettings) -> Router {
             settings.request_timeout,
             enforce_timeout,
         ))
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(
+            RequestMetrics::default(),
+            record_metrics,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(make_span)
@@ -59,7 +66,95 @@ pub fn with_standard_layers(router: Router, settings: &HttpSettings) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+}
+
+/// Makes a request id: a random (v4) UUID from a thread-local generator, written without a
+/// temporary string (the default generator asks the kernel for randomness on every request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let mut text = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(id).ok().map(RequestId::new)
+    }
+}
+
+/// A value per (method, route) pair, made once: route templates are few and fixed, so the
+/// hot path finds what it needs with a read lock and no allocation.
+#[derive(Debug)]
+struct PerRoute<T>(RwLock<HashMap<&'static str, HashMap<Box<str>, T>>>);
+
+impl<T> Default for PerRoute<T> {
+    fn default() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+}
+
+impl<T: Clone> PerRoute<T> {
+    fn get_or_make(&self, method: &'static str, route: &str, make: impl FnOnce() -> T) -> T {
+        if let Some(value) = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(method)
+            .and_then(|routes| routes.get(route))
+        {
+            return value.clone();
+        }
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(method)
+            .or_default()
+            .entry(route.into())
+            .or_insert_with(make)
+            .clone()
+    }
+}
+
+/// The OpenTelemetry span names (`GET /order/{order_uid}`), made once per route.
+fn span_name(method: &'static str, route: &str) -> Arc<str> {
+    static NAMES: std::sync::LazyLock<PerRoute<Arc<str>>> =
+        std::sync::LazyLock::new(PerRoute::default);
+    NAMES.get_or_make(method, route, || format!("{method} {route}").into())
+}
+
+/// The request counter and latency histogram of each (method, route, status), registered
+/// once and then updated through their handles.
+#[derive(Debug, Clone, Default)]
+struct RequestMetrics(Arc<PerRoute<Arc<RwLock<HashMap<u16, (Counter, Histogram)>>>>>);
+
+impl RequestMetrics {
+    fn record(&self, method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
+        let statuses = self.0.get_or_make(method, route, Arc::default);
+        let code = status.as_u16();
+        let known = statuses
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&code)
+            .cloned();
+        let (counter, histogram) = known.unwrap_or_else(|| {
+            let labels = vec![
+                Label::new("method", method),
+                Label::new("route", route.to_owned()),
+                Label::new("status", status.as_str().to_owned()),
+            ];
+            let handles = (
+                metrics::counter!(HTTP_REQUESTS_TOTAL, labels.clone()),
+                metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, labels),
+            );
+            statuses
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(code, handles.clone());
+            handles
+        });
+        counter.increment(1);
+        histogram.record(elapsed);
+    }
 }
 
 /// The matched route template, such as `/order/{id}`, or [`UNMATCHED`].
@@ -95,9 +190,10 @@ fn make_span(request: &Request<Body>) -> Span {
         .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
+    let name = span_name(method, route);
     let span = tracing::info_span!(
         "http.request",
-        otel.name = format!("{method} {route}"),
+        otel.name = &*name,
         otel.kind = "server",
         otel.status_code = Empty,
         method,
@@ -132,18 +228,22 @@ fn on_response(response: &Response, latency: Duration, span: &Span) {
     tracing::debug!(status = status.as_u16(), "request finished");
 }
 
-async fn record_metrics(request: Request, next: Next) -> Response {
+async fn record_metrics(
+    State(metrics): State<RequestMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = route(&request).to_owned();
+    // A clone of the matched path is a reference count, not a copy of the text.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let labels = vec![
-        Label::new("method", method),
-        Label::new("route", route),
-        Label::new("status", response.status().as_str().to_owned()),
-    ];
-    metrics::counter!(HTTP_REQUESTS_TOTAL, labels.clone()).increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, labels).record(started.elapsed());
+    metrics.record(
+        method,
+        route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
+        response.status(),
+        started.elapsed(),
+    );
     response
 }
 

@@ -201,6 +201,29 @@ impl ConsumerContext for RunnerContext {
     }
 }
 
+/// Puts each partition's messages next to each other, keeping their order (a stable sort:
+/// offsets stay ascending within a partition).
+fn by_partition(batch: &mut [Received]) {
+    batch.sort_by(|a, b| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
+}
+
+/// The ranges of `batch` that belong to one partition each, in order.
+fn partition_ranges(batch: &[Received]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, message) in batch.iter().enumerate() {
+        match ranges.last_mut() {
+            Some(range)
+                if batch[range.start].partition == message.partition
+                    && batch[range.start].topic == message.topic =>
+            {
+                range.end = i + 1;
+            }
+            _ => ranges.push(i..i + 1),
+        }
+    }
+    ranges
+}
+
 /// Runs one consumer group member until cancelled. See the module documentation.
 pub struct ConsumerRunner<H> {
     consumer: StreamConsumer<RunnerContext>,
@@ -340,9 +363,12 @@ impl<H: BatchHandler> ConsumerRunner<H> {
         pending: &mut VecDeque<Received>,
     ) -> anyhow::Result<()> {
         loop {
-            let batch = self.collect_batch(stop, pending).await;
+            let mut batch = self.collect_batch(stop, pending).await;
             if batch.is_empty() {
                 return Ok(());
+            }
+            if self.settings.parallel_partitions {
+                by_partition(&mut batch);
             }
             let started = Instant::now();
             // The batch continues the trace of its first message (so the work it does, such
@@ -434,18 +460,13 @@ impl<H: BatchHandler> ConsumerRunner<H> {
         stop: &CancellationToken,
         pending: &mut VecDeque<Received>,
     ) -> anyhow::Result<bool> {
-        let mut backoff = self.backoff();
-        let outcomes = loop {
-            match self.handler.handle(batch).await {
-                Ok(outcomes) => break outcomes,
-                Err(err) => {
-                    tracing::warn!(group = %self.subscription.group_id, error = %err, "batch failed, retrying in place");
-                    match self.wait_before_retry(&mut backoff, stop, pending).await {
-                        Attempt::Done(()) => continue,
-                        Attempt::Cancelled => return Ok(false),
-                    }
-                }
-            }
+        let handled = if self.settings.parallel_partitions {
+            self.handle_by_partition(batch, stop, pending).await
+        } else {
+            self.handle_whole(batch, stop, pending).await
+        };
+        let Some(outcomes) = handled else {
+            return Ok(false);
         };
         anyhow::ensure!(
             outcomes.len() == batch.len(),
@@ -514,6 +535,76 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             }
         }
         Ok(true)
+    }
+
+    /// The handler's outcomes for the whole batch in one call, retried in place until it
+    /// succeeds; `None` when cancelled first.
+    async fn handle_whole(
+        &self,
+        batch: &[Received],
+        stop: &CancellationToken,
+        pending: &mut VecDeque<Received>,
+    ) -> Option<Vec<Outcome>> {
+        let mut backoff = self.backoff();
+        loop {
+            match self.handler.handle(batch).await {
+                Ok(outcomes) => return Some(outcomes),
+                Err(err) => {
+                    tracing::warn!(group = %self.subscription.group_id, error = %err, "batch failed, retrying in place");
+                    match self.wait_before_retry(&mut backoff, stop, pending).await {
+                        Attempt::Done(()) => {}
+                        Attempt::Cancelled => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The handler's outcomes with one call per partition, the calls running at the same
+    /// time; a call that fails is retried (alone) until it succeeds. `batch` holds each
+    /// partition's messages contiguously ([`by_partition`]). `None` when cancelled first.
+    async fn handle_by_partition(
+        &self,
+        batch: &[Received],
+        stop: &CancellationToken,
+        pending: &mut VecDeque<Received>,
+    ) -> Option<Vec<Outcome>> {
+        let parts = partition_ranges(batch);
+        let mut done: Vec<Option<Vec<Outcome>>> = vec![None; parts.len()];
+        let mut backoff = self.backoff();
+        loop {
+            let todo: Vec<usize> = (0..parts.len()).filter(|i| done[*i].is_none()).collect();
+            if todo.is_empty() {
+                return Some(done.into_iter().flatten().flatten().collect());
+            }
+            let calls = todo
+                .iter()
+                .map(|&i| self.handler.handle(&batch[parts[i].clone()]));
+            let results = futures::future::join_all(calls).await;
+            let mut failed = 0;
+            for (&i, result) in todo.iter().zip(results) {
+                match result {
+                    Ok(outcomes) => done[i] = Some(outcomes),
+                    Err(err) => {
+                        failed += 1;
+                        let first = &batch[parts[i].start];
+                        tracing::warn!(
+                            group = %self.subscription.group_id,
+                            topic = %first.topic,
+                            partition = first.partition,
+                            error = %err,
+                            "a partition's share of the batch failed, retrying it in place"
+                        );
+                    }
+                }
+            }
+            if failed > 0 {
+                match self.wait_before_retry(&mut backoff, stop, pending).await {
+                    Attempt::Done(()) => {}
+                    Attempt::Cancelled => return None,
+                }
+            }
+        }
     }
 
     fn backoff(&self) -> impl Iterator<Item = Duration> + use<H> {

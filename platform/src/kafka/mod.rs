@@ -114,6 +114,11 @@ pub struct ConsumerSettings {
     pub retry_max_delay: Duration,
     /// Where a new group starts reading: `earliest` or `latest`.
     pub auto_offset_reset: String,
+    /// Hand each partition's share of a batch to the handler separately and at the same
+    /// time, so that the partitions' writes overlap. Order within a partition is kept (one
+    /// call holds its messages in offset order, and the next batch waits for every call);
+    /// a call that fails transiently is retried alone, the others' outcomes are kept.
+    pub parallel_partitions: bool,
     /// How long the broker may hold a fetch that finds no data (`fetch.wait.max.ms`).
     /// Apache Kafka answers as soon as data arrives, so this only sets how often an idle
     /// consumer asks again; the local test broker answers only when it passes, so there it
@@ -135,6 +140,7 @@ impl Default for ConsumerSettings {
             retry_initial_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(30),
             auto_offset_reset: "earliest".to_owned(),
+            parallel_partitions: false,
             fetch_wait_max: Duration::from_millis(500),
             group_instance_id: None,
         }

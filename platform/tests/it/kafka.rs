@@ -598,3 +598,135 @@ async fn a_producer_fenced_after_an_outage_is_replaced_and_delivers_again() {
         "replaced at the first fatal answer: {outcomes:?}"
     );
 }
+
+/// Stores what it is given in PostgreSQL, one transaction per call, in the order given; the
+/// first calls that hold partition 1 fail after writing (rolled back), as a database outage
+/// would; it counts how many calls run at once.
+struct StoringHandler {
+    pool: sqlx::PgPool,
+    failures_left: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+impl BatchHandler for StoringHandler {
+    async fn handle(&self, batch: &[Received]) -> Result<Vec<Outcome>, TransientError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        let result = async {
+            let mut tx = self.pool.begin().await.map_err(TransientError::new)?;
+            for m in batch {
+                sqlx::query("INSERT INTO stored (part, msg_offset) VALUES ($1, $2)")
+                    .bind(m.partition)
+                    .bind(m.offset)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(TransientError::new)?;
+            }
+            // Let the other partitions' calls run meanwhile.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let fails = batch.iter().any(|m| m.partition == 1)
+                && self
+                    .failures_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+            if fails {
+                // Dropping the transaction rolls the writes back.
+                return Err(TransientError::new(anyhow::anyhow!("database unavailable")));
+            }
+            tx.commit().await.map_err(TransientError::new)?;
+            Ok(batch
+                .iter()
+                .map(|_| Outcome::Done { label: "stored" })
+                .collect())
+        }
+        .await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+#[sqlx::test]
+async fn with_parallel_partitions_each_partition_is_stored_in_offset_order_exactly_once(
+    pool: sqlx::PgPool,
+) {
+    sqlx::raw_sql(
+        "CREATE TABLE stored (seq BIGINT GENERATED ALWAYS AS IDENTITY, part INT, msg_offset BIGINT)",
+    )
+    .execute(&pool)
+    .await
+    .expect("ddl");
+    let broker = TestBroker::start().await;
+    let topic = unique("parallel");
+    broker.create_topics(&[(&topic, 3)]).await;
+    let settings = broker.settings();
+    produce(&settings, &topic, 300, 30).await;
+
+    let handler = Arc::new(StoringHandler {
+        pool: pool.clone(),
+        failures_left: AtomicUsize::new(3),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
+    });
+    let runner = ConsumerRunner::new(
+        &settings,
+        subscription(&topic, None),
+        ConsumerSettings {
+            batch_max_messages: 40,
+            parallel_partitions: true,
+            ..consumer_settings()
+        },
+        SharedHandler(Arc::clone(&handler)),
+        None,
+        "test",
+    )
+    .expect("runner");
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(runner.run(stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM stored")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        if count >= 300 || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    task.await.expect("join").expect("runner ends cleanly");
+
+    // In the order PostgreSQL stored them, each partition's offsets are 0, 1, 2, ...: none
+    // skipped, none twice, none before an earlier one.
+    let rows: Vec<(i32, i64)> = sqlx::query_as("SELECT part, msg_offset FROM stored ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 300, "every message stored exactly once");
+    let seen: Vec<(i32, i64, String)> = rows
+        .iter()
+        .map(|(part, offset)| (*part, *offset, String::new()))
+        .collect();
+    let per_partition = assert_contiguous_per_partition(&seen);
+    assert_eq!(per_partition.len(), 3, "{per_partition:?}");
+    assert_eq!(
+        handler.failures_left.load(Ordering::SeqCst),
+        0,
+        "partition 1 failed three times and was retried"
+    );
+    assert!(
+        handler.most_in_flight.load(Ordering::SeqCst) > 1,
+        "the partitions were never handled at the same time"
+    );
+}
+
+/// A handler shared with the test, which reads its counters.
+struct SharedHandler<H>(Arc<H>);
+
+impl<H: BatchHandler> BatchHandler for SharedHandler<H> {
+    async fn handle(&self, batch: &[Received]) -> Result<Vec<Outcome>, TransientError> {
+        self.0.handle(batch).await
+    }
+}
