@@ -125,7 +125,10 @@ fn span_name(method: &'static str, route: &str) -> Arc<str> {
 /// The request counter and latency histogram of each (method, route, status), registered
 /// once and then updated through their handles.
 #[derive(Debug, Clone, Default)]
-struct RequestMetrics(Arc<PerRoute<Arc<RwLock<HashMap<u16, (Counter, Histogram)>>>>>);
+struct RequestMetrics(Arc<PerRoute<StatusHandles>>);
+
+/// The handles of one route, per response status.
+type StatusHandles = Arc<RwLock<HashMap<u16, (Counter, Histogram)>>>;
 
 impl RequestMetrics {
     fn record(&self, method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
