@@ -2560,14 +2560,32 @@ impl Report {
                     "the machine was not saturated, so the bound is not CPU alone (latency \
                      per request with 64 connections)"
                 };
-                format!(
+                let cpu_text = format!(
                     "wrk and the server share the 2 cores: during the service's run wrk used \
                      {wrk:.2} cores and the service {server:.2} (machine {:.0} % busy). The \
-                     service spent {:.1} µs of CPU per request, nginx {:.1} µs; {bound}.",
+                     service spent {:.1} µs of CPU per request, nginx {:.1} µs",
                     h.service_busy * 100.0,
                     per_request(&h.service_cpu, "orders-service", &h.service),
                     per_request(&h.nginx_cpu, "nginx", &h.nginx),
-                )
+                );
+                if h.service.requests_per_sec >= h.nginx.requests_per_sec {
+                    format!(
+                        "the rate is met; the p99 latency is not ({} against nginx's {}). \
+                         {cpu_text}. With wrk's 64 connections always busy, the service \
+                         answered {:.0} % more requests per second than nginx on the same \
+                         cores, and its tail is where a request waits for one of the two \
+                         cores that wrk's threads and the service's workers compete for; \
+                         p50 is {} against {}. The tail was not narrowed further in this \
+                         run.",
+                        ms(h.service.p99_ms),
+                        ms(h.nginx.p99_ms),
+                        (h.service.requests_per_sec / h.nginx.requests_per_sec - 1.0) * 100.0,
+                        ms(h.service.p50_ms),
+                        ms(h.nginx.p50_ms),
+                    )
+                } else {
+                    format!("{cpu_text}; {bound}.")
+                }
             }
             "Ingest" => {
                 let i = &self.ingest;
@@ -2599,9 +2617,10 @@ impl Report {
                         };
                         format!(
                             " The consumer processed {} batches of {:.0} messages on average, \
-                             one at a time, {:.0} ms each, and spent {busy:.1} s of the {steady:.1} \
-                             s between the first and the last stored order processing \
-                             them.{saturation}",
+                             one batch at a time with each partition's share of it in a \
+                             transaction of its own, at the same time as the others', {:.0} ms \
+                             each, and spent {busy:.1} s of the {steady:.1} s between the first \
+                             and the last stored order processing them.{saturation}",
                             thousands(batches as u64),
                             orders / batches,
                             busy / batches * 1000.0
