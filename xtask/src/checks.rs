@@ -34,17 +34,7 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
     let total = Instant::now();
     let mut results = Vec::new();
 
-    let started = Instant::now();
-    let stack = stack::up(layout);
-    results.push(StepResult {
-        name: "stack up",
-        outcome: if stack.is_ok() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        },
-        elapsed: started.elapsed(),
-    });
+    let stack = timed(&mut results, "stack up", || stack::up(layout));
     let stack = match stack {
         Ok(stack) => stack,
         Err(e) => {
@@ -77,16 +67,8 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
     steps.push(("nextest", nextest));
 
     // The deployment files: no daemon needed, a few seconds.
-    let started = Instant::now();
-    let compose = crate::compose::check(layout);
-    results.push(StepResult {
-        name: "compose check",
-        outcome: if compose.is_ok() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        },
-        elapsed: started.elapsed(),
+    let compose = timed(&mut results, "compose check", || {
+        crate::compose::check(layout)
     });
     let mut failures = Vec::new();
     if let Err(e) = compose {
@@ -99,17 +81,7 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
         step(format!("running {name}"));
         cmd.current_dir(&layout.root)
             .envs(env.iter().map(|(k, v)| (k, v)));
-        let started = Instant::now();
-        let result = sys::run(&mut cmd);
-        results.push(StepResult {
-            name,
-            outcome: if result.is_ok() {
-                Outcome::Passed
-            } else {
-                Outcome::Failed
-            },
-            elapsed: started.elapsed(),
-        });
+        let result = timed(&mut results, name, || sys::run(&mut cmd));
         if let Err(e) = result {
             failures.push(format!("{e:#}"));
         }
@@ -119,6 +91,26 @@ pub fn run(layout: &Layout, extra: &[String]) -> Result<()> {
         bail!("{}", failures.join("\n       "));
     }
     Ok(())
+}
+
+/// Runs one step, recording whether it passed and how long it took.
+fn timed<T>(
+    results: &mut Vec<StepResult>,
+    name: &'static str,
+    step: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let started = Instant::now();
+    let result = step();
+    results.push(StepResult {
+        name,
+        outcome: if result.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        elapsed: started.elapsed(),
+    });
+    result
 }
 
 fn summary(results: &[StepResult], total: Duration) {
