@@ -118,6 +118,16 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// PostgreSQL refused a value (SQLSTATE class 22: a NUL character in text, a date or
+    /// number out of range, text too long for its column, ...). Caused by the input, never
+    /// by the database's state: callers answer it as bad input, not as a failure.
+    #[error("value refused by the database: {message}")]
+    DataException {
+        /// PostgreSQL's own message, which names the problem and never the row.
+        message: String,
+        #[source]
+        source: sqlx::Error,
+    },
     /// Serializable isolation could not order this transaction; running it again may succeed.
     #[error("serialization failure")]
     SerializationFailure(#[source] sqlx::Error),
@@ -144,6 +154,7 @@ pub enum DbErrorKind {
     UniqueViolation,
     ForeignKeyViolation,
     CheckViolation,
+    DataException,
     SerializationFailure,
     Deadlock,
     Unavailable,
@@ -159,6 +170,7 @@ impl DbError {
             DbError::UniqueViolation { .. } => DbErrorKind::UniqueViolation,
             DbError::ForeignKeyViolation { .. } => DbErrorKind::ForeignKeyViolation,
             DbError::CheckViolation { .. } => DbErrorKind::CheckViolation,
+            DbError::DataException { .. } => DbErrorKind::DataException,
             DbError::SerializationFailure(_) => DbErrorKind::SerializationFailure,
             DbError::Deadlock(_) => DbErrorKind::Deadlock,
             DbError::Unavailable(_) => DbErrorKind::Unavailable,
@@ -201,11 +213,12 @@ impl From<sqlx::Error> for DbError {
 
 /// Classifies a sqlx error by SQLSTATE and transport failure.
 pub fn classify(source: sqlx::Error) -> DbError {
-    let constraint = match &source {
-        sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
-        _ => None,
+    let (constraint, message) = match &source {
+        sqlx::Error::Database(db) => (db.constraint().map(str::to_owned), db.message().to_owned()),
+        _ => (None, String::new()),
     };
     match classify_ref(&source) {
+        DbErrorKind::DataException => DbError::DataException { message, source },
         DbErrorKind::UniqueViolation => DbError::UniqueViolation { constraint, source },
         DbErrorKind::ForeignKeyViolation => DbError::ForeignKeyViolation { constraint, source },
         DbErrorKind::CheckViolation => DbError::CheckViolation { constraint, source },
@@ -253,6 +266,8 @@ fn kind_of_sqlstate(code: &str) -> DbErrorKind {
         "40001" => DbErrorKind::SerializationFailure,
         "40P01" => DbErrorKind::Deadlock,
         "57014" => DbErrorKind::Timeout,
+        // Class 22: data exceptions, a value the database cannot take.
+        c if c.starts_with("22") => DbErrorKind::DataException,
         // Class 08: connection exceptions; 57P01..57P03: the server is shutting down or
         // starting; 53300: too many connections; 58000/58030: system and I/O errors.
         c if c.starts_with("08") => DbErrorKind::Unavailable,

@@ -106,6 +106,7 @@ fn store_error(err: DbError) -> StoreError {
         DbError::UniqueViolation { constraint, .. } => StoreError::Conflict {
             constraint: constraint.unwrap_or_else(|| "unknown".to_owned()),
         },
+        DbError::DataException { message, .. } => StoreError::BadValue(message),
         other => StoreError::Rejected(other.to_string()),
     }
 }
@@ -672,6 +673,32 @@ async fn publications_on(conn: &mut PgConnection, day: NaiveDate) -> Result<u32,
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// Opens a savepoint: a statement that fails after it spoils only what follows it, up to
+/// [`settle`], not the whole transaction (PostgreSQL refuses every statement of a
+/// transaction after a failed one).
+async fn savepoint(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SAVEPOINT isolated_read")
+        .execute(conn)
+        .await
+        .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Ends the savepoint of [`savepoint`]: released after success, rolled back to after a
+/// failure, so the transaction goes on either way. Returns `result`.
+async fn settle<T>(
+    conn: &mut PgConnection,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let end = if result.is_ok() {
+        "RELEASE SAVEPOINT isolated_read"
+    } else {
+        "ROLLBACK TO SAVEPOINT isolated_read"
+    };
+    sqlx::query(end).execute(conn).await.map_err(sql_error)?;
+    result
+}
+
 // ---- requests
 
 async fn insert_request(
@@ -951,12 +978,20 @@ impl UnitOfWork for PgUnitOfWork {
         publications_of(self.tx.conn(), artists).await
     }
 
+    // The evaluation's facts: a failed read answers "can't apply" for one criterion and
+    // must leave the unit of work usable for the others and for storing the evaluation.
     async fn publication_dates(&mut self, artist: ArtistId) -> Result<Vec<NaiveDate>, StoreError> {
-        publication_dates(self.tx.conn(), artist).await
+        let conn = self.tx.conn();
+        savepoint(conn).await?;
+        let result = publication_dates(conn, artist).await;
+        settle(conn, result).await
     }
 
     async fn publications_on(&mut self, day: NaiveDate) -> Result<u32, StoreError> {
-        publications_on(self.tx.conn(), day).await
+        let conn = self.tx.conn();
+        savepoint(conn).await?;
+        let result = publications_on(conn, day).await;
+        settle(conn, result).await
     }
 
     async fn insert_request(&mut self, request: &NewRequest) -> Result<Request, StoreError> {

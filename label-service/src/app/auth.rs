@@ -57,9 +57,15 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
     /// Checks an e-mail address and password. A wrong address and a wrong password get the
     /// same 401, after the same work.
     pub async fn login(&self, email: &str, password: &str) -> Result<User, AppError> {
-        let mut uow = self.store.begin().await?;
-        let found = uow.credentials(email.trim()).await?;
-        drop(uow);
+        let email = email.trim();
+        // No account can have an address that is not one (and text such as a NUL character
+        // is not even worth sending to the database): the same 401, after the same work.
+        let found = if validation::is_email(email) {
+            let mut uow = self.store.begin().await?;
+            uow.credentials(email).await?
+        } else {
+            None
+        };
         let (user, hash) = match found {
             Some(credentials) => (Some(credentials.user), Some(credentials.password_hash)),
             None => (None, None),

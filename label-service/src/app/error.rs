@@ -116,6 +116,10 @@ impl From<StoreError> for AppError {
                 "conflict",
                 format!("the change conflicts with existing data ({constraint})"),
             ),
+            StoreError::BadValue(problem) => AppError::bad_input(
+                "bad_value",
+                format!("a value of the request is not accepted: {problem}"),
+            ),
             StoreError::Rejected(detail) => AppError::Internal(detail),
         }
     }

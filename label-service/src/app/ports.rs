@@ -27,6 +27,10 @@ pub enum StoreError {
     /// `requests_open_nickname`, `managers_user_id_key`, `publications_release_id_key`).
     #[error("conflict with existing data ({constraint})")]
     Conflict { constraint: String },
+    /// The database refused a value of the input (a NUL character, a date or number out of
+    /// its range): bad input, not a failure. The text names the problem, not the row.
+    #[error("value not accepted: {0}")]
+    BadValue(String),
     /// Anything else the database refused (a CHECK or foreign key, an unreadable row): a bug
     /// or bad data, not worth retrying.
     #[error("store refused: {0}")]
@@ -307,13 +311,16 @@ pub trait UnitOfWork: Send + 'static {
         artists: &[ArtistId],
     ) -> impl Future<Output = Result<Vec<Publication>, StoreError>> + Send;
 
-    /// Scheduled dates of every publication of this artist's releases.
+    /// Scheduled dates of every publication of this artist's releases. A failure (other
+    /// than `Unavailable`) leaves the unit of work usable: it is a fact of the evaluation,
+    /// whose criterion then cannot be applied.
     fn publication_dates(
         &mut self,
         artist: ArtistId,
     ) -> impl Future<Output = Result<Vec<NaiveDate>, StoreError>> + Send;
 
-    /// How many publications (of anyone) are scheduled on this day.
+    /// How many publications (of anyone) are scheduled on this day. A failure leaves the
+    /// unit of work usable, as for `publication_dates`.
     fn publications_on(
         &mut self,
         day: NaiveDate,

@@ -33,10 +33,50 @@ pub const PASSWORD_MAX: usize = 1024;
 /// A publish request's expected date is at least this many days after today.
 pub const PUBLISH_NOTICE_DAYS: u64 = 8;
 
+/// Characters that take no room on a screen: white space, controls, and Unicode format
+/// characters (zero-width spaces and joiners, bidirectional marks, the soft hyphen, the
+/// byte-order mark, ...). A name made only of these would show as nothing.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// Whether `value` shows anything at all.
+pub fn is_visible(value: &str) -> bool {
+    value.chars().any(|c| !is_invisible(c))
+}
+
 fn text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize, max: usize) {
     let length = value.chars().count();
     if value.trim().is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
+    } else if !is_visible(value) {
+        errors.push(FieldError::new(
+            field,
+            "must contain visible characters (spaces and zero-width characters alone do not \
+             count)",
+        ));
     } else if length < min || length > max {
         errors.push(FieldError::new(
             field,
@@ -67,19 +107,11 @@ fn finish(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
 pub fn registration(name: &str, email: &str, password: &str) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     text(&mut errors, "name", name, 1, 128);
-    let plausible = match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-                && !domain.contains('@')
-        }
-        None => false,
-    };
-    if !plausible || email.len() > 254 {
-        errors.push(FieldError::new("email", "must be an e-mail address"));
+    if !is_email(email) {
+        errors.push(FieldError::new(
+            "email",
+            "must be an e-mail address such as ann@example.com",
+        ));
     }
     let length = password.chars().count();
     if length < PASSWORD_MIN {
@@ -96,6 +128,17 @@ pub fn registration(name: &str, email: &str, password: &str) -> Result<(), Vec<F
     finish(errors)
 }
 
+/// Whether `email` is an address people can be written to: RFC 5322 as the `email_address`
+/// crate reads it, with a domain of at least two labels, and no display name
+/// (`Ann <a@b.io>`) or IP literal. At most 254 characters.
+pub fn is_email(email: &str) -> bool {
+    let options = email_address::Options::default()
+        .with_required_tld()
+        .without_domain_literal()
+        .without_display_text();
+    email.len() <= 254 && email_address::EmailAddress::parse_with_options(email, options).is_ok()
+}
+
 /// A nickname: 1–32 characters, no surrounding space, no control characters.
 pub fn nickname(value: &str) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -103,8 +146,10 @@ pub fn nickname(value: &str) -> Result<(), Vec<FieldError>> {
     finish(errors)
 }
 
-/// A track as uploaded.
+/// A track as uploaded. Unknown fields are refused, as in every body of the API: a
+/// misspelt optional field would otherwise be dropped without a word.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTrack {
     /// 1–64 characters.
     pub title: String,
@@ -120,8 +165,9 @@ pub struct NewTrack {
     pub artist_ids: Vec<ArtistId>,
 }
 
-/// A release as uploaded.
+/// A release as uploaded (unknown fields refused).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewRelease {
     /// 1–256 characters.
     pub title: String,
@@ -132,6 +178,13 @@ pub struct NewRelease {
     pub tracks: Vec<NewTrack>,
 }
 
+/// The creation dates a release may have: a label's catalogue starts in the 20th century,
+/// and PostgreSQL (and people) stop making sense of years beyond four digits.
+pub const RELEASE_DATES: (NaiveDate, NaiveDate) = (
+    NaiveDate::from_ymd_opt(1900, 1, 1).expect("a valid date"),
+    NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date"),
+);
+
 /// Most tracks in one release.
 pub const TRACKS_MAX: usize = 200;
 
@@ -139,6 +192,17 @@ pub const TRACKS_MAX: usize = 200;
 pub fn release(release: &NewRelease) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     text(&mut errors, "title", &release.title, 1, 256);
+    if let Some(date) = release.date
+        && !(RELEASE_DATES.0..=RELEASE_DATES.1).contains(&date)
+    {
+        errors.push(FieldError::new(
+            "date",
+            format!(
+                "must be between {} and {}",
+                RELEASE_DATES.0, RELEASE_DATES.1
+            ),
+        ));
+    }
     if release.tracks.is_empty() {
         errors.push(FieldError::new(
             "tracks",

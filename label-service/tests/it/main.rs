@@ -2,6 +2,7 @@
 
 mod api;
 mod authz;
+mod bad_input;
 mod browser;
 mod cli;
 mod concurrency;

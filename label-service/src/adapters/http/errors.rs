@@ -140,6 +140,14 @@ impl From<JsonRejection> for ApiError {
             )
             .with_detail("send the body as JSON with Content-Type: application/json")
             .into(),
+            // A body over the limit (axum's default of 2 MB): too large, not malformed.
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "Content Too Large",
+            )
+            .with_detail("the request body is larger than the 2 MB this API accepts")
+            .into(),
             // Syntax errors, wrong types and missing fields all mean the body is malformed:
             // 400, with serde's explanation (it names the field and the position, nothing
             // of ours).
