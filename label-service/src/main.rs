@@ -106,7 +106,10 @@ async fn serve() -> anyhow::Result<()> {
     );
     let migrated = ReadyFlag::new();
     service.health().register("migrations", migrated.clone());
-    service.health().register("consumer", runner.ready_flag());
+    // The consumer waits out trouble without stopping the API: degraded, not unready.
+    service
+        .health()
+        .register_degradable("consumer", runner.ready_flag());
 
     // Migrations first; then the first admin, the outbox relay and the consumer.
     let stop = service.stop_token();

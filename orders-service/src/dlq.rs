@@ -73,8 +73,9 @@ pub struct DlqRecord {
     pub value_bytes: usize,
     #[serde(skip)]
     pub raw_key: Option<Vec<u8>>,
+    /// The original value; `None` for a tombstone.
     #[serde(skip)]
-    pub value: Vec<u8>,
+    pub value: Option<Vec<u8>>,
     #[serde(skip)]
     pub headers: Vec<Header>,
 }
@@ -286,7 +287,7 @@ fn read_all(kafka: &platform::kafka::KafkaSettings, topic: &str) -> anyhow::Resu
                     failed_at: text(dlq_headers::FAILED_AT),
                     value_bytes: message.payload().map_or(0, <[u8]>::len),
                     raw_key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    value: message.payload().map(<[u8]>::to_vec),
                     headers,
                 });
             }
@@ -321,7 +322,7 @@ mod tests {
             failed_at: None,
             value_bytes: 2,
             raw_key: Some(b"k".to_vec()),
-            value: b"{}".to_vec(),
+            value: Some(b"{}".to_vec()),
             headers: vec![
                 ("x-error-class".into(), Some(b"invalid".to_vec())),
                 ("x-original-offset".into(), Some(b"3".to_vec())),
@@ -333,7 +334,7 @@ mod tests {
         let out = replay_record("orders", "orders.dlq", &record);
         assert_eq!(out.topic, "orders");
         assert_eq!(out.key.as_deref(), Some(&b"k"[..]));
-        assert_eq!(out.payload, b"{}");
+        assert_eq!(out.payload.as_deref(), Some(&b"{}"[..]));
         let names: Vec<&str> = out.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["source", "x-replayed-from"]);
         assert_eq!(

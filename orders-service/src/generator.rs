@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use crate::domain::validation::Code;
-use crate::domain::{Delivery, Item, Order, Payment};
+use crate::domain::{Delivery, Item, Order, Payment, Timestamp};
 
 /// Characters of generated identifiers: lower-case so that they read well in URLs.
 const ID_CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -178,7 +178,9 @@ impl Generator {
             delivery_service: (*self.pick(DELIVERY_SERVICES)).to_owned(),
             shardkey: self.rng.random_range(0..10).to_string(),
             sm_id: self.rng.random_range(1..1000),
-            date_created: DateTime::from_timestamp(created, 0).unwrap_or(self.now),
+            date_created: Timestamp::from_instant(
+                DateTime::from_timestamp(created, 0).unwrap_or(self.now),
+            ),
             oof_shard: self.rng.random_range(1..=2).to_string(),
         }
     }
@@ -213,8 +215,10 @@ impl Generator {
                 // Days ahead rather than minutes, so that the message stays in the future
                 // for any consumer that reads it on the same day.
                 let ahead = self.rng.random_range(2 * DAY_SECONDS..=60 * DAY_SECONDS);
-                order.date_created = DateTime::from_timestamp(self.now.timestamp() + ahead, 0)
-                    .unwrap_or(self.now + Duration::days(2));
+                order.date_created = Timestamp::from_instant(
+                    DateTime::from_timestamp(self.now.timestamp() + ahead, 0)
+                        .unwrap_or(self.now + Duration::days(2)),
+                );
                 order.canonical_json()
             }
         };
@@ -437,8 +441,8 @@ mod tests {
             assert!(validated.warnings.is_empty(), "{:?}", validated.warnings);
             assert_eq!(validated.order, order, "the order survives a round trip");
             assert!((1..=5).contains(&order.items.len()));
-            assert!(order.date_created <= now);
-            assert!(order.date_created > now - Duration::days(30));
+            assert!(order.date_created.instant() <= now);
+            assert!(order.date_created.instant() > now - Duration::days(30));
             let digits = order.delivery.phone.len() - 1;
             assert!((10..=12).contains(&digits), "{}", order.delivery.phone);
             assert!(uids.insert(order.order_uid.clone()), "{}", order.order_uid);

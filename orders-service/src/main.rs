@@ -96,7 +96,10 @@ async fn serve() -> anyhow::Result<()> {
     let warmed_up = ReadyFlag::new();
     service.health().register("migrations", migrated.clone());
     service.health().register("warm-up", warmed_up.clone());
-    service.health().register("consumer", runner.ready_flag());
+    // The consumer waits out trouble without stopping the API: degraded, not unready.
+    service
+        .health()
+        .register_degradable("consumer", runner.ready_flag());
 
     // Migrations first; then the warm-up and the consumer side by side. Reads during the
     // warm-up fall back to the database.

@@ -566,7 +566,7 @@ fn to_record(row: &ClaimedRow) -> OutgoingRecord {
     OutgoingRecord {
         topic: row.topic.clone(),
         key: row.message_key.clone(),
-        payload: row.payload.clone(),
+        payload: Some(row.payload.clone()),
         headers,
     }
 }

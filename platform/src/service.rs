@@ -93,9 +93,11 @@ impl Service {
         );
     }
 
-    /// Makes `/readyz` depend on a broker answering through `producer`'s connection.
+    /// Shows on `/readyz` whether a broker answers through `producer`'s connection. A
+    /// degradable check: with the broker down the HTTP API still answers (deferred work
+    /// waits), so the instance stays in rotation with status `degraded`.
     pub fn watch_kafka(&self, producer: &KafkaProducer) {
-        self.health.register(
+        self.health.register_degradable(
             "kafka",
             KafkaReady::new(producer.clone(), Duration::from_secs(2)),
         );

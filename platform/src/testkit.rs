@@ -288,8 +288,10 @@ pub struct ReadRecord {
     pub offset: i64,
     /// Key.
     pub key: Option<Vec<u8>>,
-    /// Value.
+    /// Value (empty for a tombstone; see `tombstone`).
     pub payload: Vec<u8>,
+    /// Whether the record had no value at all (not an empty one).
+    pub tombstone: bool,
     /// Headers.
     pub headers: Vec<Header>,
 }
@@ -327,6 +329,7 @@ pub async fn read_topic(
                     offset: message.offset(),
                     key: message.key().map(<[u8]>::to_vec),
                     payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    tombstone: message.payload().is_none(),
                     headers: headers_to_vec(message.headers()),
                 });
                 if records.len() >= count && settle_deadline.is_none() {

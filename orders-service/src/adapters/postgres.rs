@@ -202,7 +202,7 @@ async fn insert_batch(
         service.push(o.delivery_service.as_str());
         shardkey.push(o.shardkey.as_str());
         sm_id.push(o.sm_id);
-        date.push(o.date_created);
+        date.push(o.date_created.instant());
         oof.push(o.oof_shard.as_str());
         // Validation parsed these bytes as UTF-8 JSON, so the lossy path never changes them.
         raw.push(String::from_utf8_lossy(&new.raw).into_owned());

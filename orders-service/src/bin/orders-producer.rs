@@ -532,7 +532,7 @@ async fn run(cli: Cli) -> u8 {
                 let record = OutgoingRecord {
                     topic: topic.to_owned(),
                     key: message.key,
-                    payload: message.payload,
+                    payload: Some(message.payload),
                     headers: Vec::new(),
                 };
                 (message.kind, producer.send(&record).await)

@@ -5,5 +5,5 @@
 pub mod order;
 pub mod validation;
 
-pub use order::{Delivery, Item, Order, OrderSummary, Payment};
+pub use order::{Delivery, Item, Order, OrderSummary, Payment, Timestamp};
 pub use validation::{Code, Rules, Validated, Violation, validate};

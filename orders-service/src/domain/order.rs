@@ -21,10 +21,62 @@ pub struct Order {
     pub delivery_service: String,
     pub shardkey: String,
     pub sm_id: i64,
-    #[serde(with = "rfc3339")]
+    /// As the producer wrote it: served exactly so, offset and fraction included.
     #[schema(value_type = String, format = DateTime)]
-    pub date_created: DateTime<Utc>,
+    pub date_created: Timestamp,
     pub oof_shard: String,
+}
+
+/// An RFC 3339 date-time as written in a message, and the instant it names. Served as
+/// written (`2021-11-26T06:22:19+03:00` stays so); stored, compared and listed by the
+/// instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp {
+    text: String,
+    instant: DateTime<Utc>,
+}
+
+impl Timestamp {
+    /// Parses RFC 3339 text, keeping it.
+    pub fn parse(text: &str) -> Result<Self, chrono::ParseError> {
+        let instant = DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc);
+        Ok(Self {
+            text: text.to_owned(),
+            instant,
+        })
+    }
+
+    /// The instant written as in `model.json`: UTC, `Z`, whole seconds when there is no
+    /// fraction.
+    pub fn from_instant(instant: DateTime<Utc>) -> Self {
+        Self {
+            text: instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            instant,
+        }
+    }
+
+    /// The instant.
+    pub fn instant(&self) -> DateTime<Utc> {
+        self.instant
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where the order goes.
@@ -97,7 +149,7 @@ impl Order {
     pub fn summary(&self) -> OrderSummary {
         OrderSummary {
             order_uid: self.order_uid.clone(),
-            date_created: self.date_created,
+            date_created: self.date_created.instant(),
             customer_id: self.customer_id.clone(),
             amount: self.payment.amount,
             currency: self.payment.currency.clone(),
@@ -125,5 +177,28 @@ pub mod rfc3339 {
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_is_served_as_written_and_compared_by_its_instant() {
+        let written = Timestamp::parse("2021-11-26T09:22:19.5+03:00").expect("rfc 3339");
+        assert_eq!(written.as_str(), "2021-11-26T09:22:19.5+03:00");
+        assert_eq!(
+            serde_json::to_string(&written).expect("json"),
+            "\"2021-11-26T09:22:19.5+03:00\""
+        );
+        let utc = Timestamp::parse("2021-11-26T06:22:19.5Z").expect("rfc 3339");
+        assert_eq!(written.instant(), utc.instant());
+        assert_ne!(written, utc, "different text is a different payload");
+        assert_eq!(
+            Timestamp::from_instant(utc.instant()).as_str(),
+            "2021-11-26T06:22:19.500Z"
+        );
+        assert!(Timestamp::parse("yesterday").is_err());
     }
 }

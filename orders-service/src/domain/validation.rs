@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::order::{Delivery, Item, Order, Payment};
+use super::order::{Delivery, Item, Order, Payment, Timestamp};
 
 /// What was wrong, as a stable machine code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -31,6 +31,7 @@ pub enum Code {
     GoodsTotalMismatch,
     TrackMismatch,
     FutureDate,
+    NulCharacter,
 }
 
 impl Code {
@@ -52,6 +53,7 @@ impl Code {
             Code::GoodsTotalMismatch => "goods_total_mismatch",
             Code::TrackMismatch => "track_mismatch",
             Code::FutureDate => "future_date",
+            Code::NulCharacter => "nul_character",
         }
     }
 
@@ -153,6 +155,14 @@ pub fn validate(
     let mut reader = Reader::default();
     let order = reader.order(&root);
     let mut violations = reader.violations;
+    // PostgreSQL stores no NUL character in text or jsonb, whatever field (known or not)
+    // holds it: refused here, by name, rather than by the database.
+    let mut nul = Vec::new();
+    nul_paths(&Value::Object(root), "", &mut nul);
+    violations.extend(nul.into_iter().map(|path| {
+        let message = format!("{path} holds a NUL character (\\u0000), which cannot be stored");
+        Violation::new(Code::NulCharacter, Some(&path), message)
+    }));
     let mut warnings = Vec::new();
     for violation in check_rules(&order, &reader.unusable, rules, now) {
         if !rules.strict && violation.code.is_relaxable() {
@@ -314,10 +324,11 @@ impl Reader {
         }
     }
 
-    fn date(&mut self, root: &Map<String, Value>, key: &str) -> DateTime<Utc> {
+    fn date(&mut self, root: &Map<String, Value>, key: &str) -> Timestamp {
+        let unusable = || Timestamp::from_instant(DateTime::UNIX_EPOCH);
         match self.field(root, key, key) {
-            Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
-                Ok(time) => time.with_timezone(&Utc),
+            Some(Value::String(text)) => match Timestamp::parse(text) {
+                Ok(time) => time,
                 Err(_) => {
                     self.violations.push(Violation::new(
                         Code::WrongType,
@@ -325,14 +336,14 @@ impl Reader {
                         format!("{key} must be an RFC 3339 date-time"),
                     ));
                     self.unusable.insert(key.to_owned());
-                    DateTime::UNIX_EPOCH
+                    unusable()
                 }
             },
             Some(other) => {
                 self.wrong_type(key, "an RFC 3339 string", other);
-                DateTime::UNIX_EPOCH
+                unusable()
             }
-            None => DateTime::UNIX_EPOCH,
+            None => unusable(),
         }
     }
 
@@ -431,6 +442,28 @@ fn empty_item() -> Item {
     }
 }
 
+/// The paths of every string (and object key) under `value` that holds a NUL character.
+fn nul_paths(value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) if text.contains('\0') => out.push(path.to_owned()),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                nul_paths(item, &format!("{path}[{index}]"), out);
+            }
+        }
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                let at = join(path, key);
+                if key.contains('\0') {
+                    out.push(at.clone());
+                }
+                nul_paths(item, &at, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_owned()
@@ -452,13 +485,13 @@ fn check_rules(
     check_formats(order, &usable, &mut out);
     check_amounts(order, &usable, &mut out);
     check_sums_and_tracks(order, &usable, &mut out);
-    if usable("date_created") && order.date_created > now + rules.max_future_skew {
+    if usable("date_created") && order.date_created.instant() > now + rules.max_future_skew {
         out.push(Violation::new(
             Code::FutureDate,
             Some("date_created"),
             format!(
                 "date_created {} is more than {} minutes in the future",
-                order.date_created.to_rfc3339(),
+                order.date_created.as_str(),
                 rules.max_future_skew.num_minutes()
             ),
         ));
@@ -628,7 +661,9 @@ fn check_sums_and_tracks(order: &Order, usable: &impl Fn(&str) -> bool, out: &mu
     }
     let items_usable = usable("items")
         && (0..order.items.len()).all(|i| usable(&format!("items[{i}].total_price")));
-    if usable("payment.goods_total") && items_usable && !order.items.is_empty() {
+    // An empty item list adds up to 0: a goods_total above it is a mismatch too, reported
+    // beside `no_items` (every broken rule is listed).
+    if usable("payment.goods_total") && items_usable {
         let sum = order
             .items
             .iter()

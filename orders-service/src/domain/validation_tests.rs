@@ -311,3 +311,44 @@ fn unknown_fields_are_dropped_from_the_canonical_json() {
         model()
     );
 }
+
+#[test]
+fn no_items_and_a_goods_total_above_zero_are_both_reported() {
+    let value = with(model(), "/items", json!([]));
+    assert_eq!(
+        refused(&value),
+        vec![
+            ("no_items", field("items")),
+            ("goods_total_mismatch", field("payment.goods_total"))
+        ]
+    );
+}
+
+#[test]
+fn a_nul_character_anywhere_is_refused_by_name() {
+    let value = with(model(), "/items/0/brand", json!("Vivienne\u{0}Sabo"));
+    let mut value = with(value, "/delivery/region", json!("\u{0}"));
+    value["extra"] = json!({"deep": ["ok", "bad\u{0}"]});
+    assert_eq!(
+        refused(&value),
+        vec![
+            ("nul_character", field("delivery.region")),
+            ("nul_character", field("items[0].brand")),
+            ("nul_character", field("extra.deep[1]")),
+        ]
+    );
+}
+
+#[test]
+fn date_created_keeps_the_text_it_was_written_with() {
+    let value = with(model(), "/date_created", json!("2021-11-26T09:22:19+03:00"));
+    let validated = check(&value).expect("valid");
+    let served: Value = serde_json::from_slice(&validated.order.canonical_json()).expect("json");
+    assert_eq!(served["date_created"], "2021-11-26T09:22:19+03:00");
+    assert_eq!(
+        validated.order.date_created.instant(),
+        DateTime::parse_from_rfc3339("2021-11-26T06:22:19Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    );
+}

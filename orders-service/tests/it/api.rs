@@ -29,7 +29,7 @@ async fn the_canonical_order_is_served_exactly_as_the_contract_shows_it() {
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
     assert_eq!(
         answer.header("cache-control"),
-        Some("public, max-age=31536000, immutable")
+        Some("private, max-age=31536000, immutable")
     );
     assert!(matches!(answer.header("x-cache"), Some("hit" | "miss")));
 

@@ -43,7 +43,7 @@ async fn no_message_is_lost_when_the_service_is_killed_during_ingest() {
                     .send(&OutgoingRecord {
                         topic: ORDERS.to_owned(),
                         key: Some(key.into_bytes()),
-                        payload,
+                        payload: Some(payload),
                         headers: Vec::new(),
                     })
                     .await

@@ -51,7 +51,7 @@ impl Stack {
             .send(&OutgoingRecord {
                 topic: ORDERS.to_owned(),
                 key: key.map(|k| k.as_bytes().to_vec()),
-                payload: payload.to_vec(),
+                payload: Some(payload.to_vec()),
                 headers: Vec::new(),
             })
             .await

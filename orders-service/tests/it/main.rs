@@ -2,6 +2,7 @@
 //! Kafka-protocol broker per test, and the real service binary.
 
 mod api;
+mod bad_input;
 mod browser;
 mod chaos;
 mod dead_letters;

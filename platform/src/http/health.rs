@@ -1,5 +1,8 @@
 //! Liveness and readiness endpoints: `/livez` says the process serves HTTP, `/readyz` runs
 //! the registered readiness checks concurrently and says whether traffic should come here.
+//! A check is either required (the service cannot serve without it: 503) or degradable
+//! (a part is down but requests are still answered: 200 with status `degraded`, so load
+//! balancers keep the instance while the detail and the `readiness_check` gauge show it).
 //!
 //! It must not decide what "ready" means for a service (the service registers its checks)
 //! and must not let a hanging check hang the probe: each check gets a short timeout.
@@ -81,7 +84,17 @@ impl ReadinessCheck for ReadyFlag {
     }
 }
 
-type Checks = Vec<(&'static str, Arc<dyn ReadinessCheck>)>;
+/// Whether a failing check takes the instance out of rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criticality {
+    /// Without it no request can be answered: `/readyz` answers 503.
+    Required,
+    /// Without it a part of the work waits (a consumer, a relay), but requests are still
+    /// answered: `/readyz` answers 200 with status `degraded`.
+    Degradable,
+}
+
+type Checks = Vec<(&'static str, Criticality, Arc<dyn ReadinessCheck>)>;
 
 /// The readiness checks of a process and whether it is shutting down. Clones share them, so
 /// components can register checks after the router is built.
@@ -98,7 +111,7 @@ struct Inner {
 
 impl fmt::Debug for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = self.checks().iter().map(|(name, _)| *name).collect();
+        let names: Vec<_> = self.checks().iter().map(|(name, _, _)| *name).collect();
         f.debug_struct("Health")
             .field("checks", &names)
             .field("shutting_down", &self.is_shutting_down())
@@ -113,15 +126,31 @@ impl Health {
         Self::default()
     }
 
-    /// Adds a readiness check under `name`, replacing a check of the same name.
+    /// Adds a required readiness check under `name`, replacing a check of the same name.
     pub fn register(&self, name: &'static str, check: impl ReadinessCheck) {
+        self.register_as(name, Criticality::Required, check);
+    }
+
+    /// Adds a degradable readiness check: while it fails, `/readyz` still answers 200, with
+    /// status `degraded` and the reason.
+    pub fn register_degradable(&self, name: &'static str, check: impl ReadinessCheck) {
+        self.register_as(name, Criticality::Degradable, check);
+    }
+
+    fn register_as(
+        &self,
+        name: &'static str,
+        criticality: Criticality,
+        check: impl ReadinessCheck,
+    ) {
         let mut checks = self
             .inner
             .checks
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        checks.retain(|(existing, _)| *existing != name);
-        checks.push((name, Arc::new(check)));
+        checks.retain(|(existing, _, _)| *existing != name);
+        checks.push((name, criticality, Arc::new(check)));
+        metrics::gauge!("readiness_check", "check" => name).set(0.0);
     }
 
     /// Makes `/readyz` answer 503 from now on, so load balancers stop sending traffic while
@@ -137,14 +166,19 @@ impl Health {
 
     /// Runs every check concurrently, each bounded by [`CHECK_TIMEOUT`], and returns each
     /// check's name with `Ok` or its reason, in registration order.
-    pub async fn run_checks(&self) -> Vec<(&'static str, Result<(), String>)> {
+    pub async fn run_checks(&self) -> Vec<(&'static str, Criticality, Result<(), String>)> {
         let checks = self.checks();
-        join_all(checks.iter().map(|(name, check)| async move {
+        join_all(checks.iter().map(|(name, criticality, check)| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(format!("timed out after {}s", CHECK_TIMEOUT.as_secs())),
             };
-            (*name, outcome)
+            metrics::gauge!("readiness_check", "check" => *name).set(if outcome.is_ok() {
+                1.0
+            } else {
+                0.0
+            });
+            (*name, *criticality, outcome)
         }))
         .await
     }
@@ -160,8 +194,9 @@ impl Health {
 }
 
 /// `GET /livez` answering 200 `{"status":"ok"}`, and `GET /readyz` answering 200
-/// `{"status":"ready","checks":{...}}` when every check passes, otherwise 503
-/// `{"status":"not_ready","checks":{...}}` with each check's `"ok"` or reason.
+/// `{"status":"ready","checks":{...}}` when every check passes, 200
+/// `{"status":"degraded",...}` when only degradable checks fail, otherwise 503
+/// `{"status":"not_ready","checks":{...}}`, with each check's `"ok"` or reason.
 pub fn health_router(health: Health) -> Router {
     Router::new()
         .route("/livez", get(livez))
@@ -176,15 +211,19 @@ async fn livez() -> Response {
 async fn readyz(State(health): State<Health>) -> Response {
     let mut checks = Map::new();
     let mut ready = true;
+    let mut degraded = false;
     if health.is_shutting_down() {
         ready = false;
         checks.insert("shutdown".to_owned(), json!("shutting down"));
     } else {
-        for (name, outcome) in health.run_checks().await {
+        for (name, criticality, outcome) in health.run_checks().await {
             let shown = match outcome {
                 Ok(()) => "ok".to_owned(),
                 Err(reason) => {
-                    ready = false;
+                    match criticality {
+                        Criticality::Required => ready = false,
+                        Criticality::Degradable => degraded = true,
+                    }
                     tracing::debug!(check = name, %reason, "readiness check failed");
                     reason
                 }
@@ -192,10 +231,10 @@ async fn readyz(State(health): State<Health>) -> Response {
             checks.insert(name.to_owned(), Value::String(shown));
         }
     }
-    let (status, word) = if ready {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    let (status, word) = match (ready, degraded) {
+        (true, false) => (StatusCode::OK, "ready"),
+        (true, true) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
     };
     no_store((status, Json(json!({ "status": word, "checks": checks }))).into_response())
 }

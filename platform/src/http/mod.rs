@@ -43,7 +43,9 @@ use tokio_util::sync::CancellationToken;
 use crate::telemetry::Metrics;
 
 pub use self::docs::{DOCS_CSP, api_docs_router};
-pub use self::health::{CHECK_TIMEOUT, Health, ReadinessCheck, ReadyFlag, health_router};
+pub use self::health::{
+    CHECK_TIMEOUT, Criticality, Health, ReadinessCheck, ReadyFlag, health_router,
+};
 pub use self::layers::{REQUEST_ID, UNMATCHED, with_standard_layers};
 pub use self::problem::{ABOUT_BLANK, PROBLEM_JSON, Problem};
 

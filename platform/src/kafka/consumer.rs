@@ -139,9 +139,18 @@ type Assignment = Arc<Mutex<HashSet<(String, i32)>>>;
 struct RunnerContext {
     group: String,
     assignment: Assignment,
+    log: super::ClientLog,
 }
 
 impl ClientContext for RunnerContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic_name, topic) in &statistics.topics {
             for (partition, stats) in &topic.partitions {
@@ -233,6 +242,8 @@ pub struct ConsumerRunner<H> {
     settings: ConsumerSettings,
     assignment: Assignment,
     ready: ReadyFlag,
+    /// The rate limiter of the runner's own reports of consumer errors.
+    errors: super::ClientLog,
 }
 
 impl<H> std::fmt::Debug for ConsumerRunner<H> {
@@ -307,6 +318,7 @@ impl<H: BatchHandler> ConsumerRunner<H> {
         let context = RunnerContext {
             group: subscription.group_id.clone(),
             assignment: Arc::clone(&assignment),
+            log: super::ClientLog::new("consumer"),
         };
         let consumer: StreamConsumer<RunnerContext> = config.create_with_context(context)?;
         Ok(Self {
@@ -317,6 +329,7 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             settings,
             assignment,
             ready: ReadyFlag::default(),
+            errors: super::ClientLog::new("consumer"),
         })
     }
 
@@ -446,7 +459,13 @@ impl<H: BatchHandler> ConsumerRunner<H> {
     async fn on_consumer_error(&self, err: KafkaError) {
         // librdkafka reconnects by itself; these are reports, not a reason to stop. The pause
         // keeps a persistent error from turning into a busy loop.
-        tracing::warn!(group = %self.subscription.group_id, error = %err, "consumer error");
+        // Rate-limited like librdkafka's own lines: a broker outage repeats this every poll.
+        let kind = super::logs::shape(&err.to_string());
+        if let super::logs::Decision::Log { held_back } =
+            self.errors.decide(&kind, std::time::Instant::now())
+        {
+            tracing::warn!(group = %self.subscription.group_id, error = %err, held_back, "consumer error");
+        }
         metrics::counter!("kafka_consumer_errors_total", "group" => self.subscription.group_id.clone())
             .increment(1);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -738,14 +757,18 @@ impl<H: BatchHandler> ConsumerRunner<H> {
             .map_err(anyhow::Error::from)?;
         metrics::counter!("kafka_dead_letters_total", "topic" => message.topic.clone(), "class" => class.clone())
             .increment(1);
-        tracing::info!(
-            topic = %message.topic,
-            partition = message.partition,
-            offset = message.offset,
-            class = %class,
-            codes = ?reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
-            "message dead-lettered"
-        );
+        // In the message's own span, so the line's span context names this message (the
+        // batch's span belongs to the batch's first message).
+        message.span.in_scope(|| {
+            tracing::info!(
+                topic = %message.topic,
+                partition = message.partition,
+                offset = message.offset,
+                class = %class,
+                codes = ?reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+                "message dead-lettered"
+            );
+        });
         Ok(())
     }
 }
@@ -791,7 +814,8 @@ fn dead_letter_record(
     Ok(OutgoingRecord {
         topic: dead_letter_topic.to_owned(),
         key: message.key.clone(),
-        payload: message.payload.clone().unwrap_or_default(),
+        // A tombstone stays a tombstone: no value, not an empty one.
+        payload: message.payload.clone(),
         headers,
     })
 }
@@ -814,6 +838,21 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_is_dead_lettered_without_a_value() {
+        let mut message = received(Vec::new());
+        message.payload = None;
+        let record = dead_letter_record(
+            "orders.dlq",
+            &message,
+            "invalid",
+            &[Reason::new("malformed_json", None, "no value")],
+            &tracing::Span::none(),
+        )
+        .expect("record");
+        assert_eq!(record.payload, None, "no value, not an empty one");
+    }
+
+    #[test]
     fn dead_letter_record_keeps_bytes_and_says_why() {
         let message = received(vec![
             ("traceparent".into(), Some(b"00-old".to_vec())),
@@ -830,7 +869,7 @@ mod tests {
         )
         .expect("record");
         assert_eq!(record.topic, "orders.dlq");
-        assert_eq!(record.payload, b"{bad");
+        assert_eq!(record.payload.as_deref(), Some(&b"{bad"[..]));
         assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
         let text = |name: &str| super::super::header_text(&record.headers, name).map(str::to_owned);
         assert_eq!(text("x-error-class").as_deref(), Some("invalid"));

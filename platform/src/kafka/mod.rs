@@ -7,6 +7,7 @@
 
 mod admin;
 mod consumer;
+mod logs;
 mod producer;
 mod readiness;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::{TopicSpec, ensure_topics};
 pub use consumer::{BatchHandler, ConsumerRunner, Outcome, Received, TransientError};
+pub use logs::{ClientLog, QuietContext};
 pub use producer::{Delivered, KafkaProducer, OutgoingRecord, ProduceError};
 pub use readiness::KafkaReady;
 

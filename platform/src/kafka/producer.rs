@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use tracing::Instrument;
 
@@ -26,8 +26,8 @@ pub struct OutgoingRecord {
     pub topic: String,
     /// Partitioning key.
     pub key: Option<Vec<u8>>,
-    /// The value.
-    pub payload: Vec<u8>,
+    /// The value; `None` for a tombstone (a record without a value).
+    pub payload: Option<Vec<u8>>,
     /// Headers. When they already hold a `traceparent` (a record relayed on someone else's
     /// behalf) it is kept; otherwise the produce span's context is added.
     pub headers: Vec<Header>,
@@ -80,7 +80,14 @@ pub struct KafkaProducer {
 /// The librdkafka client in use and how many were replaced before it.
 struct Generation {
     number: u64,
-    producer: FutureProducer,
+    producer: Producer,
+}
+
+/// The librdkafka producer, its messages rate-limited.
+type Producer = FutureProducer<super::QuietContext>;
+
+fn create(config: &ClientConfig) -> Result<Producer, KafkaError> {
+    config.create_with_context(super::QuietContext::new("producer"))
 }
 
 impl std::fmt::Debug for KafkaProducer {
@@ -104,7 +111,7 @@ impl KafkaProducer {
                 settings.delivery_timeout.as_millis().to_string(),
             );
         settings.apply_properties(&mut config);
-        let producer = config.create()?;
+        let producer = create(&config)?;
         Ok(Self {
             inner: Arc::new(RwLock::new(Generation {
                 number: 0,
@@ -115,7 +122,7 @@ impl KafkaProducer {
     }
 
     /// The client in use and its generation.
-    fn current(&self) -> (u64, FutureProducer) {
+    fn current(&self) -> (u64, Producer) {
         let guard = self
             .inner
             .read()
@@ -126,7 +133,7 @@ impl KafkaProducer {
     /// Replaces generation `number` when it has a fatal error or was fenced (a broker that
     /// refused its epoch bump answers every later record with `ProducerFenced`); clones that
     /// saw the same error at the same time replace it once.
-    fn replace_if_fatal(&self, number: u64, producer: &FutureProducer, error: &KafkaError) {
+    fn replace_if_fatal(&self, number: u64, producer: &Producer, error: &KafkaError) {
         let fenced = matches!(
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
@@ -148,7 +155,7 @@ impl KafkaProducer {
         if guard.number != number {
             return;
         }
-        match self.config.create::<FutureProducer>() {
+        match create(&self.config) {
             Ok(fresh) => {
                 tracing::error!(?code, %reason, generation = number + 1, "the producer hit a fatal error; replaced it with a new one");
                 metrics::counter!("kafka_producer_replacements_total").increment(1);
@@ -191,9 +198,11 @@ impl KafkaProducer {
                     .map(|(name, value)| (name, Some(value.into_bytes()))),
             );
         }
-        let mut future_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
-            .payload(record.payload.as_slice())
-            .headers(headers_from_slice(&headers));
+        let mut future_record =
+            FutureRecord::<[u8], [u8]>::to(&record.topic).headers(headers_from_slice(&headers));
+        if let Some(payload) = &record.payload {
+            future_record = future_record.payload(payload.as_slice());
+        }
         if let Some(key) = &record.key {
             future_record = future_record.key(key.as_slice());
         }

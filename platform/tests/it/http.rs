@@ -194,6 +194,34 @@ async fn readyz_names_the_failing_check() {
 }
 
 #[tokio::test]
+async fn a_failing_degradable_check_keeps_the_instance_ready_but_degraded() {
+    let health = Health::new();
+    health.register("database", || async { Ok(()) });
+    let consumer = ReadyFlag::default();
+    health.register_degradable("consumer", consumer.clone());
+    health.register_degradable("kafka", || async { Err("all brokers down".to_owned()) });
+    let router = health_router(health.clone());
+
+    let response = get_path(router.clone(), "/readyz").await;
+    assert_eq!(response.status(), StatusCode::OK, "still in rotation");
+    assert_eq!(
+        json_body(response).await,
+        json!({
+            "status": "degraded",
+            "checks": { "database": "ok", "consumer": "not ready", "kafka": "all brokers down" }
+        })
+    );
+
+    // A required check failing still takes it out.
+    health.register("database", || async {
+        Err("connection refused".to_owned())
+    });
+    let response = get_path(router, "/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_body(response).await["status"], "not_ready");
+}
+
+#[tokio::test]
 async fn readyz_times_out_a_hanging_check() {
     let health = Health::new();
     health.register("slow", || async {

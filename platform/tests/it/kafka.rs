@@ -70,7 +70,7 @@ async fn produce(settings: &KafkaSettings, topic: &str, count: usize, keys: usiz
             .send(&OutgoingRecord {
                 topic: topic.to_owned(),
                 key: Some(format!("key-{}", i % keys).into_bytes()),
-                payload: format!("m{i}").into_bytes(),
+                payload: Some(format!("m{i}").into_bytes()),
                 headers: Vec::new(),
             })
             .await
@@ -227,7 +227,7 @@ async fn permanent_failures_land_in_the_dead_letter_topic_with_headers() {
             .send(&OutgoingRecord {
                 topic: topic.clone(),
                 key: Some(format!("k{i}").into_bytes()),
-                payload: payload.as_bytes().to_vec(),
+                payload: Some(payload.as_bytes().to_vec()),
                 headers: vec![("origin".into(), Some(b"test".to_vec()))],
             })
             .await
@@ -412,7 +412,7 @@ async fn trace_context_survives_a_produce_consume_round_trip() {
         producer.send(&OutgoingRecord {
             topic: topic.clone(),
             key: None,
-            payload: b"traced".to_vec(),
+            payload: Some(b"traced".to_vec()),
             headers: Vec::new(),
         }),
         root.clone(),
@@ -526,7 +526,7 @@ async fn a_refusal_without_a_dead_letter_topic_stops_the_runner_instead_of_skipp
         .send(&OutgoingRecord {
             topic: topic.clone(),
             key: None,
-            payload: b"bad".to_vec(),
+            payload: Some(b"bad".to_vec()),
             headers: Vec::new(),
         })
         .await
@@ -563,7 +563,7 @@ async fn a_producer_fenced_after_an_outage_is_replaced_and_delivers_again() {
     let record = OutgoingRecord {
         topic: topic.clone(),
         key: Some(b"k".to_vec()),
-        payload: b"before".to_vec(),
+        payload: Some(b"before".to_vec()),
         headers: Vec::new(),
     };
     producer

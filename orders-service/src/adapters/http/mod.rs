@@ -24,7 +24,9 @@ use crate::domain::OrderSummary;
 
 /// `X-Cache`: `hit` when the answer came from memory, `miss` when from the database.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
-const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// An order never changes, so the browser may keep it for good; it holds personal data
+/// (name, phone, address), so no shared cache (proxy, CDN) may keep it.
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("private, max-age=31536000, immutable");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// The service's routes (health and metrics are added by `platform::service`).
