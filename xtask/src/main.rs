@@ -15,6 +15,7 @@ mod pgurl;
 mod setup;
 mod stack;
 mod sys;
+mod tidy;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,9 @@ commands:
                   after SIGKILL, GET /me and POST /requests/sign throughput; writes
                   docs/benchmarks.md (--quick: target/bench/label/label-quick.md)
   ci              what .ci/run runs: exactly `cargo xtask test`
+  tidy            check the invariants of ARCHITECTURE.md that the source shows (no I/O
+                  crate in domain/ or app/, SQL only in adapters, no service depending
+                  on another); also run as a test by `test`
   compose check   validate deploy/compose.yaml with the compose client (with and without
                   its secrets) and lint it and deploy/Dockerfile: pinned images, health
                   checks, depends_on conditions, non-root final images; starts nothing
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         ["bench", "label", ..] => bench_label::run(&layout, &args[2..]),
         ["ci"] => checks::run(&layout, &[]),
         ["compose", "check"] => compose::check(&layout),
+        ["tidy"] => tidy::run(&layout.root),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

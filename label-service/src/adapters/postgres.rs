@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use crate::app::ports::{
     Credentials, DeferredAction, NewArtist, NewRequest, NewUser, Page, RequestChange, RequestOwner,
-    RequestQuery, Store, StoreError, UnitOfWork,
+    RequestQuery, Store, StoreError, Taken, UnitOfWork,
 };
 use crate::domain::evaluation::Entry;
 use crate::domain::request::{RequestType, Status};
@@ -103,11 +103,25 @@ fn store_error(err: DbError) -> StoreError {
         return StoreError::Unavailable(err.to_string());
     }
     match err {
-        DbError::UniqueViolation { constraint, .. } => StoreError::Conflict {
-            constraint: constraint.unwrap_or_else(|| "unknown".to_owned()),
-        },
+        DbError::UniqueViolation { constraint, .. } => {
+            StoreError::Conflict(taken(constraint.as_deref().unwrap_or("unknown")))
+        }
         DbError::DataException { message, .. } => StoreError::BadValue(message),
         other => StoreError::Rejected(other.to_string()),
+    }
+}
+
+/// The uniqueness rule a constraint of the schema (migrations/label) stands for.
+fn taken(constraint: &str) -> Taken {
+    match constraint {
+        "users_email_key" => Taken::Email,
+        "artists_nickname_key" => Taken::Nickname,
+        "managers_user_id_key" => Taken::Manager,
+        "requests_one_open_sign" => Taken::OpenSignRequest,
+        "requests_open_nickname" => Taken::OpenNickname,
+        "requests_one_open_publish" => Taken::OpenPublishRequest,
+        "publications_release_id_key" => Taken::Publication,
+        other => Taken::Other(other.to_owned()),
     }
 }
 

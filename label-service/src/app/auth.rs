@@ -2,11 +2,12 @@
 //! `PasswordHasher` port (argon2id) and never leave this module in any form: no returned
 //! type carries the password or its hash.
 
+use crate::app::error::ErrorCode;
 use crate::domain::validation;
 use crate::domain::{Role, User, UserId};
 
 use super::error::AppError;
-use super::ports::{NewUser, PasswordHasher, Store, StoreError, UnitOfWork};
+use super::ports::{NewUser, PasswordHasher, Store, StoreError, Taken, UnitOfWork};
 use super::{Actor, Label};
 
 /// The one answer for a wrong e-mail address and a wrong password.
@@ -21,7 +22,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         password: &str,
     ) -> Result<User, AppError> {
         validation::registration(name, email, password).map_err(|fields| {
-            AppError::invalid("validation_failed", "some fields are not valid", fields)
+            AppError::invalid(
+                ErrorCode::ValidationFailed,
+                "some fields are not valid",
+                fields,
+            )
         })?;
         self.create_user(name, email, password, Role::NonMember)
             .await
@@ -45,9 +50,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             })
             .await
             .map_err(|err| match err {
-                StoreError::Conflict { constraint } if constraint == "users_email_key" => {
-                    AppError::conflict("email_taken", "this e-mail address is registered already")
-                }
+                StoreError::Conflict(Taken::Email) => AppError::conflict(
+                    ErrorCode::EmailTaken,
+                    "this e-mail address is registered already",
+                ),
                 other => other.into(),
             })?;
         uow.commit().await?;
@@ -74,7 +80,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         match user {
             Some(user) if matches => Ok(user),
             _ => Err(AppError::unauthenticated(
-                "bad_credentials",
+                ErrorCode::BadCredentials,
                 BAD_CREDENTIALS,
             )),
         }
@@ -86,7 +92,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         let mut uow = self.store.begin().await?;
         let Some(user) = uow.user(user_id).await? else {
             return Err(AppError::unauthenticated(
-                "unknown_user",
+                ErrorCode::UnknownUser,
                 "the account of this token no longer exists; log in again",
             ));
         };
@@ -119,13 +125,17 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         }
         if uow.credentials(email).await?.is_some() {
             return Err(AppError::conflict(
-                "admin_email_taken",
+                ErrorCode::AdminEmailTaken,
                 format!("admin.email {email} belongs to a user who is not an admin"),
             ));
         }
         drop(uow);
         validation::registration(name, email, password).map_err(|fields| {
-            AppError::invalid("validation_failed", "admin settings are not valid", fields)
+            AppError::invalid(
+                ErrorCode::ValidationFailed,
+                "admin settings are not valid",
+                fields,
+            )
         })?;
         self.create_user(name, email, password, Role::Admin)
             .await

@@ -2,6 +2,7 @@
 //! artist and by their manager. Whoever may not see a record gets 404, as if it did not
 //! exist.
 
+use crate::app::error::ErrorCode;
 use chrono::NaiveDate;
 
 use crate::domain::validation::{self, FieldError, NewRelease};
@@ -22,7 +23,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
     ) -> Result<Release, AppError> {
         let owner = actor.as_artist("only artists upload releases")?.id;
         validation::release(&release).map_err(|fields| {
-            AppError::invalid("validation_failed", "some fields are not valid", fields)
+            AppError::invalid(
+                ErrorCode::ValidationFailed,
+                "some fields are not valid",
+                fields,
+            )
         })?;
         let mut named: Vec<ArtistId> = release
             .tracks
@@ -52,7 +57,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                 .collect();
             if !fields.is_empty() {
                 return Err(AppError::invalid(
-                    "unknown_artist",
+                    ErrorCode::UnknownArtist,
                     "some tracks name artists who are not in the label",
                     fields,
                 ));
@@ -84,7 +89,9 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         match actor.role() {
             Role::Artist => Ok(vec![actor.as_artist(what)?.id]),
             Role::Manager => Ok(actor.as_manager(what)?.artist_ids.clone()),
-            Role::NonMember | Role::Admin => Err(AppError::forbidden("role_not_allowed", what)),
+            Role::NonMember | Role::Admin => {
+                Err(AppError::forbidden(ErrorCode::RoleNotAllowed, what))
+            }
         }
     }
 
@@ -108,7 +115,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             {
                 Ok(release)
             }
-            _ => Err(AppError::not_found("release_not_found", "no such release")),
+            _ => Err(AppError::not_found(
+                ErrorCode::ReleaseNotFound,
+                "no such release",
+            )),
         }
     }
 
@@ -124,7 +134,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             {
                 Ok(track)
             }
-            _ => Err(AppError::not_found("track_not_found", "no such track")),
+            _ => Err(AppError::not_found(
+                ErrorCode::TrackNotFound,
+                "no such track",
+            )),
         }
     }
 
@@ -148,7 +161,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             {
                 Ok(artist)
             }
-            _ => Err(AppError::not_found("artist_not_found", "no such artist")),
+            _ => Err(AppError::not_found(
+                ErrorCode::ArtistNotFound,
+                "no such artist",
+            )),
         }
     }
 }

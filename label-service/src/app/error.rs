@@ -6,31 +6,131 @@ use crate::domain::validation::FieldError;
 
 use super::ports::{HashError, StoreError};
 
+/// The stable, machine-readable code of every refusal (the `code` of the API's problems
+/// and of the web pages' errors). Renaming one breaks clients: add, never rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    AdminCannotBeManager,
+    AdminEmailTaken,
+    AlreadyClosed,
+    AlreadyManager,
+    AlreadySeeded,
+    ApplicantNotNonmember,
+    ArtistCannotBeManager,
+    ArtistNotFound,
+    BadCredentials,
+    BadDate,
+    BadDuration,
+    BadForm,
+    BadId,
+    BadLimit,
+    BadStatus,
+    BadType,
+    BadValue,
+    Conflict,
+    ContractEndsBefore,
+    CookieRefused,
+    Csrf,
+    DatePassed,
+    DateTooSoon,
+    EmailTaken,
+    ManagerNotFound,
+    NicknameTaken,
+    NotReady,
+    NotReleaseOwner,
+    PublishRequestOpen,
+    ReleaseNotFound,
+    ReleasePublished,
+    RequestNotFound,
+    RoleNotAllowed,
+    SignRequestOpen,
+    TooManyAttempts,
+    TrackNotFound,
+    UnknownArtist,
+    UnknownUser,
+    UserNotFound,
+    ValidationFailed,
+}
+
+impl ErrorCode {
+    /// The code as clients see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AdminCannotBeManager => "admin_cannot_be_manager",
+            ErrorCode::AdminEmailTaken => "admin_email_taken",
+            ErrorCode::AlreadyClosed => "already_closed",
+            ErrorCode::AlreadyManager => "already_manager",
+            ErrorCode::AlreadySeeded => "already_seeded",
+            ErrorCode::ApplicantNotNonmember => "applicant_not_nonmember",
+            ErrorCode::ArtistCannotBeManager => "artist_cannot_be_manager",
+            ErrorCode::ArtistNotFound => "artist_not_found",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::BadDate => "bad_date",
+            ErrorCode::BadDuration => "bad_duration",
+            ErrorCode::BadForm => "bad_form",
+            ErrorCode::BadId => "bad_id",
+            ErrorCode::BadLimit => "bad_limit",
+            ErrorCode::BadStatus => "bad_status",
+            ErrorCode::BadType => "bad_type",
+            ErrorCode::BadValue => "bad_value",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::ContractEndsBefore => "contract_ends_before",
+            ErrorCode::CookieRefused => "cookie_refused",
+            ErrorCode::Csrf => "csrf",
+            ErrorCode::DatePassed => "date_passed",
+            ErrorCode::DateTooSoon => "date_too_soon",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::ManagerNotFound => "manager_not_found",
+            ErrorCode::NicknameTaken => "nickname_taken",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::NotReleaseOwner => "not_release_owner",
+            ErrorCode::PublishRequestOpen => "publish_request_open",
+            ErrorCode::ReleaseNotFound => "release_not_found",
+            ErrorCode::ReleasePublished => "release_published",
+            ErrorCode::RequestNotFound => "request_not_found",
+            ErrorCode::RoleNotAllowed => "role_not_allowed",
+            ErrorCode::SignRequestOpen => "sign_request_open",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::TrackNotFound => "track_not_found",
+            ErrorCode::UnknownArtist => "unknown_artist",
+            ErrorCode::UnknownUser => "unknown_user",
+            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::ValidationFailed => "validation_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a use case refused or failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppError {
     /// Malformed or contradictory input (400).
     #[error("{message}")]
-    BadInput { code: &'static str, message: String },
+    BadInput { code: ErrorCode, message: String },
     /// Values outside their rules (422), one entry per field.
     #[error("{message}")]
     Invalid {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         fields: Vec<FieldError>,
     },
     /// Not logged in, or the credentials or token are not good (401).
     #[error("{message}")]
-    Unauthenticated { code: &'static str, message: String },
+    Unauthenticated { code: ErrorCode, message: String },
     /// Logged in but not allowed (403).
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// Unknown, or not the caller's to know about (404).
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound { code: ErrorCode, message: String },
     /// In conflict with the current state (409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// The store cannot be reached now; the same call may work shortly (503).
     #[error("the service cannot reach its database; try again shortly")]
     Unavailable(String),
@@ -40,18 +140,14 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn bad_input(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_input(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadInput {
             code,
             message: message.into(),
         }
     }
 
-    pub fn invalid(
-        code: &'static str,
-        message: impl Into<String>,
-        fields: Vec<FieldError>,
-    ) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>, fields: Vec<FieldError>) -> Self {
         Self::Invalid {
             code,
             message: message.into(),
@@ -59,28 +155,28 @@ impl AppError {
         }
     }
 
-    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unauthenticated(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Unauthenticated {
             code,
             message: message.into(),
         }
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Forbidden {
             code,
             message: message.into(),
         }
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::NotFound {
             code,
             message: message.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
@@ -95,7 +191,7 @@ impl AppError {
             | AppError::Unauthenticated { code, .. }
             | AppError::Forbidden { code, .. }
             | AppError::NotFound { code, .. }
-            | AppError::Conflict { code, .. } => code,
+            | AppError::Conflict { code, .. } => code.as_str(),
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -112,12 +208,12 @@ impl From<StoreError> for AppError {
         match err {
             StoreError::Unavailable(detail) => AppError::Unavailable(detail),
             // A unique violation the use case did not expect: someone else won a race.
-            StoreError::Conflict { constraint } => AppError::conflict(
-                "conflict",
-                format!("the change conflicts with existing data ({constraint})"),
+            StoreError::Conflict(taken) => AppError::conflict(
+                ErrorCode::Conflict,
+                format!("the change conflicts with existing data ({taken:?})"),
             ),
             StoreError::BadValue(problem) => AppError::bad_input(
-                "bad_value",
+                ErrorCode::BadValue,
                 format!("a value of the request is not accepted: {problem}"),
             ),
             StoreError::Rejected(detail) => AppError::Internal(detail),

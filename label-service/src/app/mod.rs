@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::domain::evaluation::{Criterion, standard_criteria};
 use crate::domain::{Artist, Manager, Role, User};
 
-pub use error::AppError;
+pub use error::{AppError, ErrorCode};
 pub use ports::{PasswordHasher, Store, StoreError, UnitOfWork};
 
 /// Tunable rules of the workflow.
@@ -120,7 +120,7 @@ impl Actor {
     pub fn as_artist(&self, message: &str) -> Result<&Artist, AppError> {
         match (&self.user.role, &self.artist) {
             (Role::Artist, Some(artist)) => Ok(artist),
-            _ => Err(AppError::forbidden("role_not_allowed", message)),
+            _ => Err(AppError::forbidden(ErrorCode::RoleNotAllowed, message)),
         }
     }
 
@@ -128,7 +128,7 @@ impl Actor {
     pub fn as_manager(&self, message: &str) -> Result<&Manager, AppError> {
         match (&self.user.role, &self.manager) {
             (Role::Manager, Some(manager)) => Ok(manager),
-            _ => Err(AppError::forbidden("role_not_allowed", message)),
+            _ => Err(AppError::forbidden(ErrorCode::RoleNotAllowed, message)),
         }
     }
 
@@ -137,7 +137,7 @@ impl Actor {
         if self.user.role == Role::Admin {
             Ok(())
         } else {
-            Err(AppError::forbidden("role_not_allowed", message))
+            Err(AppError::forbidden(ErrorCode::RoleNotAllowed, message))
         }
     }
 

@@ -1,6 +1,7 @@
 //! Users and managers: the admin's lists and the appointment of managers (a batch, all or
 //! nothing), and each user's view of themselves. No type here carries a password hash.
 
+use crate::app::error::ErrorCode;
 use crate::domain::validation::FieldError;
 use crate::domain::{Manager, ManagerId, Role, User, UserId};
 
@@ -25,12 +26,12 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             return Ok(actor.user.clone());
         }
         if actor.role() != Role::Admin {
-            return Err(AppError::not_found("user_not_found", "no such user"));
+            return Err(AppError::not_found(ErrorCode::UserNotFound, "no such user"));
         }
         let mut uow = self.store.begin().await?;
         uow.user(id)
             .await?
-            .ok_or_else(|| AppError::not_found("user_not_found", "no such user"))
+            .ok_or_else(|| AppError::not_found(ErrorCode::UserNotFound, "no such user"))
     }
 
     /// Every manager with their artists, for admins.
@@ -44,12 +45,15 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
     pub async fn get_manager(&self, actor: &Actor, id: ManagerId) -> Result<Manager, AppError> {
         let own = actor.manager.as_ref().is_some_and(|m| m.id == id);
         if !own && actor.role() != Role::Admin {
-            return Err(AppError::not_found("manager_not_found", "no such manager"));
+            return Err(AppError::not_found(
+                ErrorCode::ManagerNotFound,
+                "no such manager",
+            ));
         }
         let mut uow = self.store.begin().await?;
         uow.manager(id)
             .await?
-            .ok_or_else(|| AppError::not_found("manager_not_found", "no such manager"))
+            .ok_or_else(|| AppError::not_found(ErrorCode::ManagerNotFound, "no such manager"))
     }
 
     /// Appoints these users managers, all or nothing: 404 for an unknown user, 409 for a
@@ -62,7 +66,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         actor.require_admin("only admins appoint managers")?;
         if user_ids.is_empty() || user_ids.len() > APPOINT_MAX {
             return Err(AppError::invalid(
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 format!("name 1 to {APPOINT_MAX} users to appoint"),
                 vec![FieldError {
                     field: "user_ids".into(),
@@ -78,7 +82,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         for id in ids {
             let Some(user) = uow.user(id).await? else {
                 return Err(AppError::not_found(
-                    "user_not_found",
+                    ErrorCode::UserNotFound,
                     format!("no user has id {id}"),
                 ));
             };
@@ -86,27 +90,28 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                 Role::NonMember => {}
                 Role::Manager => {
                     return Err(AppError::conflict(
-                        "already_manager",
+                        ErrorCode::AlreadyManager,
                         format!("user {id} is a manager already"),
                     ));
                 }
                 Role::Artist => {
                     return Err(AppError::conflict(
-                        "artist_cannot_be_manager",
+                        ErrorCode::ArtistCannotBeManager,
                         format!("user {id} is an artist; an artist cannot be a manager"),
                     ));
                 }
                 Role::Admin => {
                     return Err(AppError::conflict(
-                        "admin_cannot_be_manager",
+                        ErrorCode::AdminCannotBeManager,
                         format!("user {id} is an admin; an admin cannot be a manager"),
                     ));
                 }
             }
             let manager_id = uow.insert_manager(id).await.map_err(|err| match err {
-                super::StoreError::Conflict { .. } => {
-                    AppError::conflict("already_manager", format!("user {id} is a manager already"))
-                }
+                super::StoreError::Conflict(super::ports::Taken::Manager) => AppError::conflict(
+                    ErrorCode::AlreadyManager,
+                    format!("user {id} is a manager already"),
+                ),
                 other => other.into(),
             })?;
             uow.set_role(id, Role::Manager).await?;

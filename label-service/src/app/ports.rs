@@ -22,11 +22,10 @@ pub enum StoreError {
     /// Down, unreachable, too slow, a serialization failure: the same call may succeed later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// A unique constraint refused the write; `constraint` names it (e.g. `users_email_key`,
-    /// `artists_nickname_key`, `requests_one_open_sign`, `requests_one_open_publish`,
-    /// `requests_open_nickname`, `managers_user_id_key`, `publications_release_id_key`).
-    #[error("conflict with existing data ({constraint})")]
-    Conflict { constraint: String },
+    /// A uniqueness rule refused the write: someone else won a race, or the use case did not
+    /// check first. The adapter says which rule in the use cases' words.
+    #[error("conflict with existing data ({0:?})")]
+    Conflict(Taken),
     /// The database refused a value of the input (a NUL character, a date or number out of
     /// its range): bad input, not a failure. The text names the problem, not the row.
     #[error("value not accepted: {0}")]
@@ -35,6 +34,28 @@ pub enum StoreError {
     /// or bad data, not worth retrying.
     #[error("store refused: {0}")]
     Rejected(String),
+}
+
+/// Which uniqueness rule a write broke. The schema's constraints behind each are the
+/// adapter's business; use cases match on these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// Another user has this e-mail address (whatever its case).
+    Email,
+    /// An artist of the label has this nickname.
+    Nickname,
+    /// The user is a manager already.
+    Manager,
+    /// The user has an open sign request already.
+    OpenSignRequest,
+    /// Another open sign request asks for this nickname.
+    OpenNickname,
+    /// The release has an open publish request already.
+    OpenPublishRequest,
+    /// The release is published already.
+    Publication,
+    /// A rule no use case names; the adapter's description, for the log.
+    Other(String),
 }
 
 /// A user to create.
@@ -166,7 +187,7 @@ pub trait Store: Send + Sync + 'static {
 pub trait UnitOfWork: Send + 'static {
     // ---- users
 
-    /// Creates a user. `Conflict { constraint: "users_email_key" }` when the e-mail address
+    /// Creates a user. `Conflict(Taken::Email)` when the e-mail address
     /// is taken (case-insensitively).
     fn insert_user(
         &mut self,
@@ -198,8 +219,8 @@ pub trait UnitOfWork: Send + 'static {
 
     // ---- managers
 
-    /// Makes a user a manager (the role is set separately). `Conflict
-    /// { constraint: "managers_user_id_key" }` when they are one already.
+    /// Makes a user a manager (the role is set separately). `Conflict(Taken::Manager)` when
+    /// they are one already.
     fn insert_manager(
         &mut self,
         user_id: UserId,
@@ -228,7 +249,7 @@ pub trait UnitOfWork: Send + 'static {
 
     // ---- artists
 
-    /// Creates an artist. `Conflict { constraint: "artists_nickname_key" }` when the
+    /// Creates an artist. `Conflict(Taken::Nickname)` when the
     /// nickname is taken (case-insensitively).
     fn insert_artist(
         &mut self,
@@ -296,7 +317,7 @@ pub trait UnitOfWork: Send + 'static {
         id: TrackId,
     ) -> impl Future<Output = Result<Option<Track>, StoreError>> + Send;
 
-    /// Creates a publication. `Conflict { constraint: "publications_release_id_key" }` when
+    /// Creates a publication. `Conflict(Taken::Publication)` when
     /// the release is published already.
     fn insert_publication(
         &mut self,
@@ -328,8 +349,8 @@ pub trait UnitOfWork: Send + 'static {
 
     // ---- requests
 
-    /// Creates a request in status `New`. `Conflict` names `requests_one_open_sign`,
-    /// `requests_one_open_publish` or `requests_open_nickname` when one is open already.
+    /// Creates a request in status `New`. `Conflict` with `Taken::OpenSignRequest`,
+    /// `Taken::OpenPublishRequest` or `Taken::OpenNickname` when one is open already.
     fn insert_request(
         &mut self,
         request: &NewRequest,

@@ -2,6 +2,7 @@
 //! work, the transactional outbox), accepting and declining (the request row locked, so two
 //! managers or two clicks cannot both win), listing and reading.
 
+use crate::app::error::ErrorCode;
 use chrono::{DateTime, Utc};
 
 use crate::domain::request::{
@@ -13,7 +14,7 @@ use crate::domain::{ReleaseId, ReleaseStatus, Request, RequestId, Role};
 use super::error::{AppError, missing};
 use super::ports::{
     DeferredAction, NewArtist, NewRequest, Page, PasswordHasher, RequestChange, RequestOwner,
-    RequestQuery, Step, Store, StoreError, UnitOfWork,
+    RequestQuery, Step, Store, StoreError, Taken, UnitOfWork,
 };
 use super::{Actor, Label};
 
@@ -34,20 +35,20 @@ pub const PAGE_DEFAULT: u32 = 20;
 
 fn open_conflict(err: StoreError) -> AppError {
     match err {
-        StoreError::Conflict { constraint } => match constraint.as_str() {
-            "requests_one_open_sign" => AppError::conflict(
-                "sign_request_open",
+        StoreError::Conflict(taken) => match taken {
+            Taken::OpenSignRequest => AppError::conflict(
+                ErrorCode::SignRequestOpen,
                 "you have an open request to join the label already",
             ),
-            "requests_open_nickname" => AppError::conflict(
-                "nickname_taken",
+            Taken::OpenNickname => AppError::conflict(
+                ErrorCode::NicknameTaken,
                 "another open request asks for this nickname",
             ),
-            "requests_one_open_publish" => AppError::conflict(
-                "publish_request_open",
+            Taken::OpenPublishRequest => AppError::conflict(
+                ErrorCode::PublishRequestOpen,
                 "this release has an open publish request already",
             ),
-            _ => StoreError::Conflict { constraint }.into(),
+            other => StoreError::Conflict(other).into(),
         },
         other => other.into(),
     }
@@ -55,10 +56,12 @@ fn open_conflict(err: StoreError) -> AppError {
 
 fn refused(err: TransitionError) -> AppError {
     match err {
-        TransitionError::AlreadyClosed => AppError::conflict("already_closed", "Already closed"),
-        TransitionError::NotReady => AppError::conflict("not_ready", "Not ready"),
+        TransitionError::AlreadyClosed => {
+            AppError::conflict(ErrorCode::AlreadyClosed, "Already closed")
+        }
+        TransitionError::NotReady => AppError::conflict(ErrorCode::NotReady, "Not ready"),
         other @ TransitionError::WrongType { .. } => {
-            AppError::conflict("not_ready", other.to_string())
+            AppError::conflict(ErrorCode::NotReady, other.to_string())
         }
     }
 }
@@ -75,23 +78,27 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
     ) -> Result<Request, AppError> {
         if actor.role() != Role::NonMember {
             return Err(AppError::forbidden(
-                "role_not_allowed",
+                ErrorCode::RoleNotAllowed,
                 "only non-members can ask to join the label",
             ));
         }
         validation::nickname(nickname).map_err(|fields| {
-            AppError::invalid("validation_failed", "the nickname is not valid", fields)
+            AppError::invalid(
+                ErrorCode::ValidationFailed,
+                "the nickname is not valid",
+                fields,
+            )
         })?;
         let mut uow = self.store.begin().await?;
         if uow.nickname_taken(nickname).await? {
             return Err(AppError::conflict(
-                "nickname_taken",
+                ErrorCode::NicknameTaken,
                 "an artist of the label has this nickname already",
             ));
         }
         if uow.has_open_sign_request(actor.user.id).await? {
             return Err(AppError::conflict(
-                "sign_request_open",
+                ErrorCode::SignRequestOpen,
                 "you have an open request to join the label already",
             ));
         }
@@ -128,23 +135,26 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         let artist = actor.as_artist("only artists can ask to publish a release")?;
         let mut uow = self.store.begin().await?;
         let Some(release) = uow.release(release_id, true).await? else {
-            return Err(AppError::not_found("release_not_found", "no such release"));
+            return Err(AppError::not_found(
+                ErrorCode::ReleaseNotFound,
+                "no such release",
+            ));
         };
         if release.artist_id != artist.id {
             return Err(AppError::forbidden(
-                "not_release_owner",
+                ErrorCode::NotReleaseOwner,
                 "only the release's owner can ask to publish it",
             ));
         }
         if release.status == ReleaseStatus::Published {
             return Err(AppError::conflict(
-                "release_published",
+                ErrorCode::ReleasePublished,
                 "this release is published already",
             ));
         }
         if uow.has_open_publish_request(release_id).await? {
             return Err(AppError::conflict(
-                "publish_request_open",
+                ErrorCode::PublishRequestOpen,
                 "this release has an open publish request already",
             ));
         }
@@ -152,7 +162,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             Ok(()) => {}
             Err(rule @ DateRule::TooSoon { .. }) => {
                 return Err(AppError::invalid(
-                    "date_too_soon",
+                    ErrorCode::DateTooSoon,
                     rule.to_string(),
                     vec![validation::FieldError {
                         field: "expected_date".into(),
@@ -162,7 +172,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             }
             Err(rule @ DateRule::ContractEndsBefore { .. }) => {
                 return Err(AppError::bad_input(
-                    "contract_ends_before",
+                    ErrorCode::ContractEndsBefore,
                     rule.to_string(),
                 ));
             }
@@ -240,7 +250,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                     .ok_or_else(|| missing("the applicant"))?;
                 if applicant.role != Role::NonMember {
                     return Err(AppError::conflict(
-                        "applicant_not_nonmember",
+                        ErrorCode::ApplicantNotNonmember,
                         format!("the applicant is a {} now", applicant.role.as_str()),
                     ));
                 }
@@ -256,12 +266,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                 })
                 .await
                 .map_err(|err| match err {
-                    StoreError::Conflict { constraint } if constraint == "artists_nickname_key" => {
-                        AppError::conflict(
-                            "nickname_taken",
-                            "an artist of the label has taken this nickname meanwhile",
-                        )
-                    }
+                    StoreError::Conflict(Taken::Nickname) => AppError::conflict(
+                        ErrorCode::NicknameTaken,
+                        "an artist of the label has taken this nickname meanwhile",
+                    ),
                     other => other.into(),
                 })?;
                 uow.set_role(applicant.id, Role::Artist).await?;
@@ -272,7 +280,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                     .ok_or_else(|| missing("the expected date"))?;
                 if expected <= today {
                     return Err(AppError::conflict(
-                        "date_passed",
+                        ErrorCode::DatePassed,
                         "the expected publication date has passed; the artist must apply again",
                     ));
                 }
@@ -283,7 +291,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                     .ok_or_else(|| missing("the release"))?;
                 if release.status == ReleaseStatus::Published {
                     return Err(AppError::conflict(
-                        "release_published",
+                        ErrorCode::ReleasePublished,
                         "this release is published already",
                     ));
                 }
@@ -291,7 +299,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
                     .await
                     .map_err(|err| match err {
                         StoreError::Conflict { .. } => AppError::conflict(
-                            "release_published",
+                            ErrorCode::ReleasePublished,
                             "this release is published already",
                         ),
                         other => other.into(),
@@ -340,7 +348,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         match uow.request(id, true).await? {
             Some(request) if request.manager_id == Some(manager) => Ok(request),
             // Someone else's request: the caller may not even know it exists.
-            _ => Err(AppError::not_found("request_not_found", "no such request")),
+            _ => Err(AppError::not_found(
+                ErrorCode::RequestNotFound,
+                "no such request",
+            )),
         }
     }
 
@@ -380,7 +391,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             }
             Role::Admin => {
                 return Err(AppError::forbidden(
-                    "role_not_allowed",
+                    ErrorCode::RoleNotAllowed,
                     "requests are seen by their applicants and managers",
                 ));
             }
@@ -388,7 +399,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         let limit = filter.limit.unwrap_or(PAGE_DEFAULT);
         if limit == 0 || limit > PAGE_MAX {
             return Err(AppError::bad_input(
-                "bad_limit",
+                ErrorCode::BadLimit,
                 format!("limit must be 1 to {PAGE_MAX}"),
             ));
         }
@@ -417,7 +428,10 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             {
                 Ok(request)
             }
-            _ => Err(AppError::not_found("request_not_found", "no such request")),
+            _ => Err(AppError::not_found(
+                ErrorCode::RequestNotFound,
+                "no such request",
+            )),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! unpublished release with two rock tracks, two non-members and an admin. Only a fresh
 //! database is seeded; passwords come from the caller, who prints them once.
 
+use crate::app::error::ErrorCode;
 use chrono::NaiveDate;
 
 use crate::domain::validation::{self, NewRelease, NewTrack};
@@ -57,7 +58,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         drop(uow);
         if existing.iter().any(|u| u.role != Role::Admin) {
             return Err(AppError::conflict(
-                "already_seeded",
+                ErrorCode::AlreadySeeded,
                 "the database holds users already; the demo cast is seeded only once",
             ));
         }

@@ -5,6 +5,7 @@
 //! mocks drop. "Nothing written" reads as `expect_commit().never()`: a unit of work that is
 //! not committed is rolled back.
 
+use crate::app::error::ErrorCode;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ use super::auth::BAD_CREDENTIALS;
 use super::deferred::{StepOutcome, retry_delay};
 use super::ports::{
     Credentials, DeferredAction, MockPasswordHasher, MockStore, MockUnitOfWork, NewArtist,
-    NewRequest, NewUser, RequestChange, Step, StoreError,
+    NewRequest, NewUser, RequestChange, Step, StoreError, Taken,
 };
 use super::{Actor, AppError, Label, Rules};
 
@@ -461,16 +462,15 @@ async fn applying_to_sign_with_a_sign_request_open_is_a_conflict_and_writes_noth
 #[tokio::test]
 async fn applying_to_sign_when_a_concurrent_request_won_the_unique_index_is_the_same_conflict() {
     for (constraint, code) in [
-        ("requests_one_open_sign", "sign_request_open"),
-        ("requests_open_nickname", "nickname_taken"),
+        (Taken::OpenSignRequest, "sign_request_open"),
+        (Taken::OpenNickname, "nickname_taken"),
     ] {
         let mut uow = MockUnitOfWork::new();
         sign_checks_pass(&mut uow);
-        uow.expect_insert_request().times(1).returning(move |_| {
-            ready(Err(StoreError::Conflict {
-                constraint: constraint.into(),
-            }))
-        });
+        let taken = constraint.clone();
+        uow.expect_insert_request()
+            .times(1)
+            .returning(move |_| ready(Err(StoreError::Conflict(taken.clone()))));
         uow.expect_schedule().never();
         uow.expect_commit().never();
         let label = label(store_with(vec![uow]));
@@ -480,7 +480,7 @@ async fn applying_to_sign_when_a_concurrent_request_won_the_unique_index_is_the_
             .await
             .expect_err("the unique index refused the request");
 
-        assert_eq!(status_and_code(&err), (409, code), "{constraint}");
+        assert_eq!(status_and_code(&err), (409, code), "{constraint:?}");
     }
 }
 
@@ -888,11 +888,9 @@ async fn accepting_a_sign_request_whose_nickname_was_taken_meanwhile_is_a_confli
     uow.expect_user()
         .times(1)
         .returning(|_| ready(Ok(Some(user(NON_MEMBER, Role::NonMember)))));
-    uow.expect_insert_artist().times(1).returning(|_| {
-        ready(Err(StoreError::Conflict {
-            constraint: "artists_nickname_key".into(),
-        }))
-    });
+    uow.expect_insert_artist()
+        .times(1)
+        .returning(|_| ready(Err(StoreError::Conflict(Taken::Nickname))));
     uow.expect_set_role().never();
     uow.expect_update_request().never();
     uow.expect_commit().never();
@@ -1081,7 +1079,7 @@ async fn accepting_a_request_not_yet_on_approval_answers_not_ready() {
 
         assert_eq!(
             err,
-            AppError::conflict("not_ready", "Not ready"),
+            AppError::conflict(ErrorCode::NotReady, "Not ready"),
             "{kind:?} {status:?}"
         );
     }
@@ -1101,7 +1099,10 @@ async fn accepting_a_closed_request_answers_already_closed() {
             .await
             .expect_err("closed already");
 
-        assert_eq!(err, AppError::conflict("already_closed", "Already closed"));
+        assert_eq!(
+            err,
+            AppError::conflict(ErrorCode::AlreadyClosed, "Already closed")
+        );
     }
 }
 
@@ -1181,7 +1182,10 @@ async fn declining_a_closed_request_answers_already_closed_and_writes_nothing() 
         .await
         .expect_err("closed already");
 
-    assert_eq!(err, AppError::conflict("already_closed", "Already closed"));
+    assert_eq!(
+        err,
+        AppError::conflict(ErrorCode::AlreadyClosed, "Already closed")
+    );
 }
 
 // ---------------------------------------------------------------- deferred: assign a manager
@@ -1948,11 +1952,9 @@ async fn registering_a_taken_email_is_a_conflict() {
         .times(1)
         .returning(|_| ready(Ok(HASH.to_owned())));
     let mut uow = MockUnitOfWork::new();
-    uow.expect_insert_user().times(1).returning(|_| {
-        ready(Err(StoreError::Conflict {
-            constraint: "users_email_key".into(),
-        }))
-    });
+    uow.expect_insert_user()
+        .times(1)
+        .returning(|_| ready(Err(StoreError::Conflict(Taken::Email))));
     uow.expect_commit().never();
     let label = label_with_hasher(store_with(vec![uow]), hasher);
 
@@ -2025,7 +2027,7 @@ async fn logging_in_with_a_wrong_password_is_refused_after_checking_the_hash() {
 
     assert_eq!(
         err,
-        AppError::unauthenticated("bad_credentials", BAD_CREDENTIALS)
+        AppError::unauthenticated(ErrorCode::BadCredentials, BAD_CREDENTIALS)
     );
 }
 
@@ -2037,7 +2039,7 @@ async fn logging_in_with_an_unknown_email_still_spends_a_check_and_is_refused() 
 
     assert_eq!(
         err,
-        AppError::unauthenticated("bad_credentials", BAD_CREDENTIALS)
+        AppError::unauthenticated(ErrorCode::BadCredentials, BAD_CREDENTIALS)
     );
 }
 

@@ -8,7 +8,7 @@ use label_service::adapters::passwords::Argon2Hasher;
 use label_service::adapters::postgres::{DeferredTopics, PgStore};
 use label_service::app::ports::{
     DeferredAction, NewArtist, NewRequest, NewUser, PasswordHasher, RequestChange, RequestOwner,
-    RequestQuery, Step, Store, StoreError, UnitOfWork,
+    RequestQuery, Step, Store, StoreError, Taken, UnitOfWork,
 };
 use label_service::domain::evaluation::{Entry, Evaluation};
 use label_service::domain::request::{RequestType, Status};
@@ -160,12 +160,7 @@ async fn users_round_trip_and_emails_are_unique_whatever_their_case() {
             role: Role::NonMember,
         })
         .await;
-    assert_eq!(
-        taken,
-        Err(StoreError::Conflict {
-            constraint: "users_email_key".to_owned()
-        })
-    );
+    assert_eq!(taken, Err(StoreError::Conflict(Taken::Email)));
 }
 
 #[tokio::test]
@@ -231,9 +226,7 @@ async fn managers_come_with_their_artists() {
     let mut uow = store.begin().await.expect("begin");
     assert_eq!(
         uow.insert_manager(manager.user_id).await,
-        Err(StoreError::Conflict {
-            constraint: "managers_user_id_key".to_owned()
-        })
+        Err(StoreError::Conflict(Taken::Manager))
     );
     drop(uow);
     let mut uow = store.begin().await.expect("begin");
@@ -246,12 +239,7 @@ async fn managers_come_with_their_artists() {
             manager_id: ines,
         })
         .await;
-    assert_eq!(
-        twin,
-        Err(StoreError::Conflict {
-            constraint: "artists_nickname_key".to_owned()
-        })
-    );
+    assert_eq!(twin, Err(StoreError::Conflict(Taken::Nickname)));
 }
 
 #[tokio::test]
@@ -417,21 +405,17 @@ async fn one_open_sign_request_per_user_and_per_nickname() {
     assert_eq!(uow.has_open_sign_request(ann.id).await, Ok(true));
     uow.commit().await.expect("commit");
 
-    let conflict = |constraint: &str| {
-        Err::<Request, _>(StoreError::Conflict {
-            constraint: constraint.to_owned(),
-        })
-    };
+    let conflict = |taken: Taken| Err::<Request, _>(StoreError::Conflict(taken));
     let mut uow = store.begin().await.expect("begin");
     assert_eq!(
         uow.insert_request(&sign(ann.id, "Other Name", None)).await,
-        conflict("requests_one_open_sign")
+        conflict(Taken::OpenSignRequest)
     );
     drop(uow);
     let mut uow = store.begin().await.expect("begin");
     assert_eq!(
         uow.insert_request(&sign(bob.id, "NOVA lights", None)).await,
-        conflict("requests_open_nickname")
+        conflict(Taken::OpenNickname)
     );
     drop(uow);
 
@@ -785,9 +769,7 @@ async fn a_publication_needs_the_manager_of_the_releases_owner() {
     assert_eq!(
         uow.insert_publication(releases[0], day("2026-09-01"), maria)
             .await,
-        Err(StoreError::Conflict {
-            constraint: "publications_release_id_key".to_owned()
-        })
+        Err(StoreError::Conflict(Taken::Publication))
     );
 }
 

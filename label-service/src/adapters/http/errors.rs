@@ -181,12 +181,13 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::ErrorCode;
     use crate::domain::validation::FieldError;
 
     #[test]
     fn invalid_values_carry_their_field_errors() {
         let err = ApiError::from(AppError::invalid(
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "some fields are not valid",
             vec![FieldError {
                 field: "email".into(),

@@ -16,6 +16,7 @@ mod session;
 
 pub use self::cookies::{CookieSecure, WebSettings};
 
+use crate::app::error::ErrorCode;
 use std::sync::Arc;
 
 use axum::Router;
@@ -281,7 +282,7 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
     fn cookie_refused(&self) -> Response {
         self.fail(
             &AppError::forbidden(
-                "cookie_refused",
+                ErrorCode::CookieRefused,
                 "your browser did not send back the cookie this site set, so the form cannot \
                  be checked. Allow cookies for this site. If you reached it over plain HTTP \
                  at a host name other than localhost, the service must not mark its cookies \
@@ -296,7 +297,7 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
     fn csrf_refused(&self, session: Option<&Session>) -> Response {
         self.fail(
             &AppError::forbidden(
-                "csrf",
+                ErrorCode::Csrf,
                 "this form has expired or did not come from this site; reload the page and \
                  try again",
             ),

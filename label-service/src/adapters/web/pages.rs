@@ -3,6 +3,7 @@
 //! decides who may do what; forms are refused without a good CSRF token before any use
 //! case runs.
 
+use crate::app::error::ErrorCode;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -27,7 +28,7 @@ type FormResult = Result<Form<Fields>, FormRejection>;
 
 fn unreadable_form() -> AppError {
     AppError::bad_input(
-        "bad_form",
+        ErrorCode::BadForm,
         "the form could not be read; reload the page and try again",
     )
 }
@@ -43,7 +44,7 @@ fn duration(seconds: i32) -> String {
 fn parse_id(text: &str, what: &str) -> Result<i64, AppError> {
     text.trim()
         .parse()
-        .map_err(|_| AppError::bad_input("bad_id", format!("{what} must be a number")))
+        .map_err(|_| AppError::bad_input(ErrorCode::BadId, format!("{what} must be a number")))
 }
 
 fn see_other(path: String) -> Response {
@@ -171,7 +172,7 @@ pub async fn login<S: Store, P: PasswordHasher>(
     let values = HashMap::from([("email", email.clone())]);
     if let Err(wait) = state.limits.check(None, &email) {
         let err = AppError::bad_input(
-            "too_many_attempts",
+            ErrorCode::TooManyAttempts,
             format!(
                 "too many attempts; try again in {} seconds",
                 wait.as_secs().max(1)
@@ -360,8 +361,10 @@ pub async fn requests<S: Store, P: PasswordHasher>(
         text => match Status::parse(text) {
             Some(status) => Some(status),
             None => {
-                let err =
-                    AppError::bad_input("bad_status", format!("no status is called {text:?}"));
+                let err = AppError::bad_input(
+                    ErrorCode::BadStatus,
+                    format!("no status is called {text:?}"),
+                );
                 return state.fail(&err, Some(&session));
             }
         },
@@ -371,8 +374,10 @@ pub async fn requests<S: Store, P: PasswordHasher>(
         text => match RequestType::parse(text) {
             Some(kind) => Some(kind),
             None => {
-                let err =
-                    AppError::bad_input("bad_type", format!("no request type is called {text:?}"));
+                let err = AppError::bad_input(
+                    ErrorCode::BadType,
+                    format!("no request type is called {text:?}"),
+                );
                 return state.fail(&err, Some(&session));
             }
         },
@@ -515,7 +520,7 @@ pub async fn apply_publish<S: Store, P: PasswordHasher>(
         .parse::<NaiveDate>()
         .map_err(|_| {
             AppError::bad_input(
-                "bad_date",
+                ErrorCode::BadDate,
                 "the expected date must be a day such as 2030-01-31",
             )
         });
@@ -742,7 +747,7 @@ fn release_from_form(form: &[(String, String)]) -> Result<NewRelease, AppError> 
         let number = index + 1;
         let duration_seconds = parse_duration(duration_text).ok_or_else(|| {
             AppError::bad_input(
-                "bad_duration",
+                ErrorCode::BadDuration,
                 format!(
                     "track {number}: the duration must be seconds or minutes:seconds, such as 3:25"
                 ),
@@ -764,7 +769,10 @@ fn release_from_form(form: &[(String, String)]) -> Result<NewRelease, AppError> 
     let date = match field(form, "date").unwrap_or_default().trim() {
         "" => None,
         text => Some(text.parse::<NaiveDate>().map_err(|_| {
-            AppError::bad_input("bad_date", "the date must be a day such as 2030-01-31")
+            AppError::bad_input(
+                ErrorCode::BadDate,
+                "the date must be a day such as 2030-01-31",
+            )
         })?),
     };
     Ok(NewRelease {
