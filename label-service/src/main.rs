@@ -5,6 +5,7 @@
 //! cast and prints their passwords once.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -147,14 +148,13 @@ async fn serve() -> anyhow::Result<()> {
     });
 
     service
-        .serve_http(
-            &settings.http,
-            http::router(label.clone(), settings.auth.clone()).merge(web::router(
-                label,
-                settings.auth.clone(),
-                settings.web.clone(),
-            )),
-        )
+        .serve_http(&settings.http, {
+            // One login budget for the API and the web pages.
+            let limits = http::limits::LoginLimits::from_settings(&settings.auth);
+            http::router(label.clone(), settings.auth.clone(), Arc::clone(&limits)).merge(
+                web::router(label, settings.auth.clone(), settings.web.clone(), limits),
+            )
+        })
         .await?;
 
     let deadline = settings.shutdown.deadline;

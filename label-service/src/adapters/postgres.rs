@@ -229,8 +229,13 @@ fn publication_row(row: &PgRow) -> Result<Publication, StoreError> {
     })
 }
 
+/// The columns of a request and the names of the people on it (scalar subqueries, so the
+/// same list serves `SELECT` and `RETURNING`).
 const REQUEST_COLUMNS: &str = "id, kind, status, created_at, applicant_id, manager_id, \
-     description, nickname, release_id, expected_date, grade, evaluation, attempts";
+     description, nickname, release_id, expected_date, grade, evaluation, attempts, \
+     (SELECT u.name FROM label.users u WHERE u.id = applicant_id) AS applicant_name, \
+     (SELECT u.name FROM label.managers m JOIN label.users u ON u.id = m.user_id \
+      WHERE m.id = manager_id) AS manager_name";
 
 fn request_row(row: &PgRow) -> Result<Request, StoreError> {
     let kind: String = column(row, "kind")?;
@@ -242,7 +247,9 @@ fn request_row(row: &PgRow) -> Result<Request, StoreError> {
         status: Status::parse(&status).ok_or_else(|| unknown("request status", &status))?,
         created_at: column(row, "created_at")?,
         applicant_id: column(row, "applicant_id")?,
+        applicant_name: column::<Option<String>>(row, "applicant_name")?.unwrap_or_default(),
         manager_id: column(row, "manager_id")?,
+        manager_name: column(row, "manager_name")?,
         description: column(row, "description")?,
         nickname: column(row, "nickname")?,
         release_id: column(row, "release_id")?,
@@ -759,13 +766,15 @@ async fn requests(
     conn: &mut PgConnection,
     query: &RequestQuery,
 ) -> Result<Page<Request>, StoreError> {
-    // The owner column is one of two fixed names, so each owner kind gets its own plan.
-    let (owner_column, owner) = match query.owner {
-        RequestOwner::Applicant(id) => ("applicant_id", id),
-        RequestOwner::Manager(id) => ("manager_id", id),
+    // The owner column is one of fixed names (or none, for everyone's), so each owner kind
+    // gets its own plan.
+    let (owner_condition, owner): (&str, Option<i64>) = match query.owner {
+        RequestOwner::Applicant(id) => ("applicant_id = $1", Some(id)),
+        RequestOwner::Manager(id) => ("manager_id = $1", Some(id)),
+        RequestOwner::Everyone => ("$1::bigint IS NULL", None),
     };
     let filter = format!(
-        "FROM label.requests WHERE {owner_column} = $1 \
+        "FROM label.requests WHERE {owner_condition} \
          AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3)"
     );
     let status = query.status.map(Status::as_str);

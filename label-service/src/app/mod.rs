@@ -95,11 +95,6 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
     pub fn rules(&self) -> &Rules {
         &self.rules
     }
-
-    /// The store, for adapters that need it directly (readiness, seeding checks).
-    pub fn store(&self) -> &S {
-        &self.store
-    }
 }
 
 /// The user acting, as the store knows them now, with their artist or manager record.

@@ -13,6 +13,15 @@ use super::{Actor, Label};
 pub const APPOINT_MAX: usize = 100;
 
 impl<S: Store, P: PasswordHasher> Label<S, P> {
+    /// The manager of the acting artist, for their profile; `None` for anyone else.
+    pub async fn own_manager(&self, actor: &Actor) -> Result<Option<Manager>, AppError> {
+        let Some(artist) = &actor.artist else {
+            return Ok(None);
+        };
+        let mut uow = self.store.begin().await?;
+        Ok(uow.manager(artist.manager_id).await?)
+    }
+
     /// Every user, for admins.
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<User>, AppError> {
         actor.require_admin("only admins list users")?;

@@ -113,6 +113,8 @@ pub enum RequestOwner {
     Applicant(UserId),
     /// The requests assigned to this manager.
     Manager(ManagerId),
+    /// Every request (the admin's view).
+    Everyone,
 }
 
 /// A page of requests, newest first.

@@ -389,12 +389,8 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             Role::Manager => {
                 RequestOwner::Manager(actor.as_manager("only managers see assigned requests")?.id)
             }
-            Role::Admin => {
-                return Err(AppError::forbidden(
-                    ErrorCode::RoleNotAllowed,
-                    "requests are seen by their applicants and managers",
-                ));
-            }
+            // The admin oversees the workflow: every request, read only.
+            Role::Admin => RequestOwner::Everyone,
         };
         let limit = filter.limit.unwrap_or(PAGE_DEFAULT);
         if limit == 0 || limit > PAGE_MAX {
@@ -415,13 +411,15 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             .await?)
     }
 
-    /// One request with its evaluation, for its applicant or its assigned manager.
+    /// One request with its evaluation, for its applicant, its assigned manager or the
+    /// admin.
     pub async fn get_request(&self, actor: &Actor, id: RequestId) -> Result<Request, AppError> {
         let mut uow = self.store.begin().await?;
         let request = uow.request(id, false).await?;
         match request {
             Some(request)
                 if request.applicant_id == actor.user.id
+                    || actor.role() == Role::Admin
                     || (actor.role() == Role::Manager
                         && request.manager_id.is_some()
                         && actor.manager.as_ref().map(|m| m.id) == request.manager_id) =>

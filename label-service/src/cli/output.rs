@@ -104,6 +104,16 @@ pub fn me(me: &Me) -> String {
 }
 
 /// A page of requests, one per row, and where the page is.
+/// `Name (id)`, or the id alone when the service sent no name.
+fn person(name: &str, id: Option<i64>) -> String {
+    match (name.is_empty(), id) {
+        (false, Some(id)) => format!("{name} ({id})"),
+        (false, None) => name.to_owned(),
+        (true, Some(id)) => id.to_string(),
+        (true, None) => "-".to_owned(),
+    }
+}
+
 pub fn request_page(page: &RequestPage) -> String {
     let mut table = table(Some(&[
         "ID",
@@ -127,8 +137,11 @@ pub fn request_page(page: &RequestPage) -> String {
             request.kind.as_str().to_owned(),
             request.status.as_str().to_owned(),
             request.created_at.format("%Y-%m-%d %H:%M").to_string(),
-            request.applicant_id.to_string(),
-            or_dash(request.manager_id),
+            person(&request.applicant_name, Some(request.applicant_id)),
+            request
+                .manager_name
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |name| person(name, request.manager_id)),
             subject,
             or_dash(request.expected_date),
             or_dash(request.grade),
@@ -159,8 +172,17 @@ pub fn request(request: &Request) -> String {
             "created",
             request.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         ),
-        ("applicant", request.applicant_id.to_string()),
-        ("manager", or_dash(request.manager_id)),
+        (
+            "applicant",
+            person(&request.applicant_name, Some(request.applicant_id)),
+        ),
+        (
+            "manager",
+            request
+                .manager_name
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |name| person(name, request.manager_id)),
+        ),
     ];
     if let Some(nickname) = &request.nickname {
         rows.push(("nickname", nickname.clone()));

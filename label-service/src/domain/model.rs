@@ -154,7 +154,13 @@ pub struct Request {
     pub status: Status,
     pub created_at: DateTime<Utc>,
     pub applicant_id: UserId,
+    /// The applicant's name, for people reading the request.
+    #[serde(default)]
+    pub applicant_name: String,
     pub manager_id: Option<ManagerId>,
+    /// The assigned manager's name.
+    #[serde(default)]
+    pub manager_name: Option<String>,
     /// Text shown to the people involved.
     pub description: String,
     /// Sign: the desired nickname.

@@ -123,7 +123,8 @@ pub(crate) mod harness {
             )
             .expect("a store");
             let label = Label::new(store, Argon2Hasher::new(), Rules::default());
-            let router = router(label.clone(), auth);
+            let limits = label_service::adapters::http::limits::LoginLimits::from_settings(&auth);
+            let router = router(label.clone(), auth, limits);
             Self { label, db, router }
         }
 

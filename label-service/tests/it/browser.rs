@@ -242,8 +242,21 @@ async fn four_people_walk_the_whole_flow_in_a_browser() {
         .await;
     assert!(manager.text("#requests").await.contains(HOSTILE_NICKNAME));
     manager.shot("09-manager-requests").await;
+    // People are named, not numbered: the list and the request say who applied and who
+    // decides.
+    assert!(
+        manager
+            .text("#requests .applicant")
+            .await
+            .contains("Zed Zee"),
+        "{}",
+        manager.text("#requests").await
+    );
+    assert_eq!(manager.text("#requests .manager").await, "Mia Manager");
     manager.open(&sign_path).await;
     assert_eq!(manager.text("#nickname").await, HOSTILE_NICKNAME);
+    assert_eq!(manager.text("#applicant").await, "Zed Zee");
+    assert_eq!(manager.text("#manager").await, "Mia Manager");
     manager.shot("10-manager-sign-request").await;
     manager.click("#accept").await;
     manager
@@ -257,6 +270,13 @@ async fn four_people_walk_the_whole_flow_in_a_browser() {
         manager.text("#description").await,
         "The request is accepted."
     );
+    // The decision is confirmed in words.
+    let notice = manager.text("#notice").await;
+    assert!(
+        notice.contains("You accepted this request") && notice.contains("is now an artist"),
+        "{notice:?}"
+    );
+    manager.shot("10b-accept-confirmed").await;
     manager.open("/profile").await;
     assert!(manager.text("#artists").await.contains(HOSTILE_NICKNAME));
     manager.shot("11-manager-profile").await;
@@ -344,6 +364,14 @@ async fn four_people_walk_the_whole_flow_in_a_browser() {
             Vec::new(),
         )
         .await;
+    assert!(
+        manager
+            .text("#notice")
+            .await
+            .contains("will be published on"),
+        "{}",
+        manager.text("#notice").await
+    );
     manager.shot("19-publish-accepted").await;
     artist.open(&release_path).await;
     assert_eq!(artist.text("#status").await, "Published");
@@ -363,8 +391,90 @@ async fn four_people_walk_the_whole_flow_in_a_browser() {
         assert_eq!(injected, Value::Bool(false), "{}", person.who);
     }
 
-    // The admin appoints a fourth person as manager.
+    // The fourth person asks for a nickname the label has given already: refused, with
+    // the reason above the form and the nickname still in it.
     newcomer.register("Nora Newcomer", "nora@label.test").await;
+    newcomer.open("/requests").await;
+    newcomer.fill("#nickname", HOSTILE_NICKNAME).await;
+    newcomer.click("#apply").await;
+    newcomer
+        .wait_until(
+            "the refusal",
+            "return document.getElementById('error') !== null;",
+            Vec::new(),
+        )
+        .await;
+    assert!(
+        newcomer.text("#error").await.contains("nickname"),
+        "{}",
+        newcomer.text("#error").await
+    );
+    let kept = newcomer
+        .client
+        .execute(
+            "return document.getElementById('nickname').value;",
+            Vec::new(),
+        )
+        .await
+        .expect("a script runs");
+    assert_eq!(kept, json!(HOSTILE_NICKNAME), "the typed nickname was lost");
+    newcomer.shot("20b-refused-kept-input").await;
+
+    // The admin sees every request, twenty to a page.
+    for i in 0..21 {
+        let applicant = service
+            .api
+            .register(
+                &format!("Paging Person {i}"),
+                &format!("paging{i}@label.test"),
+                PASSWORD,
+            )
+            .await;
+        let (status, body) = service
+            .api
+            .post(
+                "/requests/sign",
+                Some(&applicant.token),
+                &json!({"nickname": format!("Pager {i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    admin.open("/requests").await;
+    assert_eq!(admin.text("#page").await, "1");
+    let first_page = admin
+        .client
+        .execute(
+            "return document.querySelectorAll('#requests tbody tr').length;",
+            Vec::new(),
+        )
+        .await
+        .expect("a script runs");
+    assert_eq!(first_page, json!(20));
+    admin.shot("20c-admin-requests-page-1").await;
+    admin.click("#older").await;
+    admin
+        .wait_until(
+            "page 2",
+            "return (document.getElementById('page') || {}).textContent === '2';",
+            Vec::new(),
+        )
+        .await;
+    let second_page = admin
+        .client
+        .execute(
+            "return document.querySelectorAll('#requests tbody tr').length;",
+            Vec::new(),
+        )
+        .await
+        .expect("a script runs");
+    // 21 sign requests, the artist's two, the newcomer's none (refused): 23 in all.
+    assert_eq!(second_page, json!(3));
+    admin.shot("20d-admin-requests-page-2").await;
+    admin.click("#newer").await;
+    admin.wait_for_path("/requests").await;
+
+    // The admin appoints a fourth person as manager.
     appoint(&admin, "nora@label.test", "21-admin-users-again").await;
     let managers = admin.text("#managers").await;
     assert!(managers.contains("Nora Newcomer"), "{managers}");

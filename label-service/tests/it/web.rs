@@ -93,7 +93,8 @@ impl Web {
             jwt_secret: SecretString::from(SECRET),
             ..AuthSettings::default()
         };
-        let router = web::router(label.clone(), auth, settings);
+        let limits = label_service::adapters::http::limits::LoginLimits::from_settings(&auth);
+        let router = web::router(label.clone(), auth, settings, limits);
         Self {
             label,
             router,
@@ -543,6 +544,41 @@ async fn hostile_text_is_escaped_on_every_page_that_shows_it() {
         )
         .await;
     assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.text);
+    assert!(
+        accepted.location().ends_with("?done=accepted"),
+        "{}",
+        accepted.location()
+    );
+
+    // A refused upload shows the form again, the reason above it and every field as typed.
+    let form = web.get("/releases/new", Some(&artist_cookie)).await;
+    let refused = web
+        .post(
+            "/releases/new",
+            Some(&artist_cookie),
+            &[
+                ("csrf", &form.csrf()),
+                ("title", "Kept Title"),
+                ("date", "2026-05-01"),
+                ("track_title", "Kept Track"),
+                ("track_duration", "three minutes"),
+                ("track_genre", "pop"),
+                ("track_type", "song"),
+                ("track_artists", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    for kept in [
+        "value=\"Kept Title\"",
+        "value=\"2026-05-01\"",
+        "value=\"Kept Track\"",
+        "value=\"three minutes\"",
+        "value=\"pop\"",
+        "minutes:seconds",
+    ] {
+        assert!(refused.text.contains(kept), "{kept}: {}", refused.text);
+    }
 
     assert_escaped(
         &web.get("/profile", Some(&artist_cookie)).await,
@@ -823,4 +859,143 @@ fn regex_free_ids(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The API and the web pages of one service, sharing their login limits, as `main` builds
+/// them.
+async fn both_doors() -> (Router, Label<PgStore, Argon2Hasher>, TestDb) {
+    let db = TestDb::new().await;
+    let store = PgStore::new(
+        db.pool.clone(),
+        DeferredTopics {
+            sign: "test.sign-requests".to_owned(),
+            publish: "test.publish-requests".to_owned(),
+        },
+    )
+    .expect("a store");
+    let label = Label::new(store, Argon2Hasher::new(), Rules::default());
+    let auth = AuthSettings {
+        jwt_secret: SecretString::from(SECRET),
+        login_per_minute_per_email: 4,
+        login_per_minute_per_address: 6,
+        ..AuthSettings::default()
+    };
+    let limits = label_service::adapters::http::limits::LoginLimits::from_settings(&auth);
+    let router = label_service::adapters::http::router(
+        label.clone(),
+        auth.clone(),
+        std::sync::Arc::clone(&limits),
+    )
+    .merge(web::router(
+        label.clone(),
+        auth,
+        web::WebSettings::default(),
+        limits,
+    ));
+    (router, label, db)
+}
+
+/// A login through the web form from `peer`: the status, and whether the page says "too
+/// many attempts".
+async fn web_login(router: &Router, peer: &str, email: &str) -> (StatusCode, bool) {
+    let peer: std::net::SocketAddr = peer.parse().expect("an address");
+    let send = |request: Request<Body>| {
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        router.clone().oneshot(request)
+    };
+    let form = send(Request::get("/login").body(Body::empty()).expect("request"))
+        .await
+        .expect("answer");
+    let cookie = form
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("label_guest="))
+        .and_then(|v| v.split(';').next())
+        .expect("a guest cookie")
+        .to_owned();
+    let html = String::from_utf8_lossy(&form.into_body().collect().await.expect("body").to_bytes())
+        .into_owned();
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &html[start..start + 64];
+    let body = format!(
+        "csrf={csrf}&email={}&password=wrong-password-123",
+        encode(email)
+    );
+    let answer = send(
+        Request::post("/login")
+            .header("host", "label.test")
+            .header(COOKIE, cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request"),
+    )
+    .await
+    .expect("answer");
+    let status = answer.status();
+    let text =
+        String::from_utf8_lossy(&answer.into_body().collect().await.expect("body").to_bytes())
+            .into_owned();
+    (status, text.contains("too many attempts"))
+}
+
+async fn api_login(router: &Router, peer: &str, email: &str) -> StatusCode {
+    let peer: std::net::SocketAddr = peer.parse().expect("an address");
+    let mut request = Request::post("/api/v1/auth/login")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            serde_json::json!({"email": email, "password": "wrong-password-123"}).to_string(),
+        ))
+        .expect("request");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("answer")
+        .status()
+}
+
+#[tokio::test]
+async fn the_api_and_the_web_form_share_one_login_budget() {
+    let (router, label, _db) = both_doors().await;
+    label
+        .register("Rita Rate", "rita@example.com", PASSWORD)
+        .await
+        .expect("registered");
+    // Per e-mail address (4 a minute): two wrong tries through the API, two through the
+    // web form, and the fifth is refused at either door.
+    for _ in 0..2 {
+        assert_eq!(
+            api_login(&router, "10.0.0.1:1000", "rita@example.com").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..2 {
+        let (status, limited) = web_login(&router, "10.0.0.2:1000", "rita@example.com").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(!limited);
+    }
+    let (_, limited) = web_login(&router, "10.0.0.3:1000", "rita@example.com").await;
+    assert!(limited, "the web form did not count the API's attempts");
+    assert_eq!(
+        api_login(&router, "10.0.0.4:1000", "rita@example.com").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Per client address (6 a minute), whatever the e-mail address: the web form counts it.
+    for i in 0..6 {
+        let (_, limited) =
+            web_login(&router, "10.9.9.9:1000", &format!("nobody{i}@example.com")).await;
+        assert!(!limited, "attempt {i}");
+    }
+    let (_, limited) = web_login(&router, "10.9.9.9:1000", "nobody-else@example.com").await;
+    assert!(limited, "the web form skipped the per-address limit");
 }

@@ -50,6 +50,15 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 impl LoginLimits {
     /// Limits allowing `per_address` attempts a minute from one address and `per_email`
     /// for one e-mail address, each in a burst or spread over the minute.
+    /// The limits of `auth.login_per_minute_per_address` and `_per_email`, to share between
+    /// the API and the web pages.
+    pub fn from_settings(auth: &super::AuthSettings) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::new(
+            auth.login_per_minute_per_address,
+            auth.login_per_minute_per_email,
+        ))
+    }
+
     pub fn new(per_address: u32, per_email: u32) -> Self {
         Self {
             per_address: limiter(per_address),

@@ -58,14 +58,17 @@ impl<S, P> std::fmt::Debug for ApiState<S, P> {
 
 /// The service's routes: the API under `/api/v1` (with problem+json answers for unknown
 /// paths and methods there), the OpenAPI document and its viewer.
-pub fn router<S: Store, P: PasswordHasher>(label: Label<S, P>, auth: AuthSettings) -> Router {
+/// `limits` is shared with the web pages: one budget of login attempts per address and per
+/// e-mail address, whichever door they come through.
+pub fn router<S: Store, P: PasswordHasher>(
+    label: Label<S, P>,
+    auth: AuthSettings,
+    limits: Arc<LoginLimits>,
+) -> Router {
     let state = ApiState {
         label,
         tokens: Arc::new(Tokens::new(&auth)),
-        limits: Arc::new(LoginLimits::new(
-            auth.login_per_minute_per_address,
-            auth.login_per_minute_per_email,
-        )),
+        limits,
     };
     let api = Router::new()
         .route("/auth/register", post(h::register::<S, P>))

@@ -116,6 +116,7 @@ pub fn router<S: Store, P: PasswordHasher>(
     label: Label<S, P>,
     auth: AuthSettings,
     web: WebSettings,
+    limits: Arc<LoginLimits>,
 ) -> Router {
     let mut csrf_key = b"label-web-csrf|".to_vec();
     csrf_key.extend_from_slice(auth.jwt_secret.expose_secret().as_bytes());
@@ -123,10 +124,7 @@ pub fn router<S: Store, P: PasswordHasher>(
         label,
         tokens: Arc::new(Tokens::new(&auth)),
         csrf_key: Arc::new(csrf_key),
-        limits: Arc::new(LoginLimits::new(
-            auth.login_per_minute_per_address,
-            auth.login_per_minute_per_email,
-        )),
+        limits,
         templates: Arc::new(environment()),
     };
     Router::new()

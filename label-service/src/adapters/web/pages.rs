@@ -16,9 +16,10 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::WebState;
-use super::session::{LoggedIn, SESSION_COOKIE, clear_session, field, set_cookie};
-use crate::app::requests::{PAGE_MAX, RequestFilter};
-use crate::app::{Actor, AppError, PasswordHasher, Store, UnitOfWork};
+use super::session::{LoggedIn, SESSION_COOKIE, Session, clear_session, field, set_cookie};
+use crate::adapters::http::extract::ClientAddress;
+use crate::app::requests::RequestFilter;
+use crate::app::{Actor, AppError, PasswordHasher, Store};
 use crate::domain::request::{RequestType, Status};
 use crate::domain::validation::{NewRelease, NewTrack};
 use crate::domain::{ArtistId, Release, ReleaseStatus, Request, Role};
@@ -158,6 +159,7 @@ pub async fn login_form<S: Store, P: PasswordHasher>(
 
 pub async fn login<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
@@ -170,7 +172,8 @@ pub async fn login<S: Store, P: PasswordHasher>(
     let email = field(&form, "email").unwrap_or_default().trim().to_owned();
     let password = field(&form, "password").unwrap_or_default();
     let values = HashMap::from([("email", email.clone())]);
-    if let Err(wait) = state.limits.check(None, &email) {
+    // The same budget as the API's login: per e-mail address and per client address.
+    if let Err(wait) = state.limits.check(address, &email) {
         let err = AppError::bad_input(
             ErrorCode::TooManyAttempts,
             format!(
@@ -265,20 +268,10 @@ pub async fn profile<S: Store, P: PasswordHasher>(
     LoggedIn(session): LoggedIn,
 ) -> Response {
     let actor = &session.actor;
-    let mut manager_name = None;
-    if let Some(artist) = &actor.artist {
-        // The artist's own manager: read directly, the API has no "my manager" use case.
-        let found = async {
-            let mut uow = state.label.store().begin().await?;
-            uow.manager(artist.manager_id).await
-        }
-        .await;
-        manager_name = match found {
-            Ok(Some(manager)) => Some(manager.name),
-            Ok(None) => None,
-            Err(err) => return state.fail(&err.into(), Some(&session)),
-        };
-    }
+    let manager_name = match state.label.own_manager(actor).await {
+        Ok(manager) => manager.map(|m| m.name),
+        Err(err) => return state.fail(&err, Some(&session)),
+    };
     let mut artists = Vec::new();
     if let Some(manager) = &actor.manager {
         for id in &manager.artist_ids {
@@ -317,6 +310,8 @@ struct RequestRow {
     status: &'static str,
     created: String,
     subject: String,
+    applicant: String,
+    manager: String,
     description: String,
 }
 
@@ -348,102 +343,188 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
     }
 }
 
+/// Rows per page of the requests list.
+pub const REQUESTS_PER_PAGE: u32 = 20;
+
 pub async fn requests<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
     LoggedIn(session): LoggedIn,
     Query(query): Query<Fields>,
 ) -> Response {
-    let actor = &session.actor;
-    let status_text = field(&query, "status").unwrap_or_default().to_owned();
-    let kind_text = field(&query, "type").unwrap_or_default().to_owned();
-    let status = match status_text.as_str() {
-        "" => None,
-        text => match Status::parse(text) {
-            Some(status) => Some(status),
-            None => {
-                let err = AppError::bad_input(
-                    ErrorCode::BadStatus,
-                    format!("no status is called {text:?}"),
-                );
-                return state.fail(&err, Some(&session));
+    state
+        .requests_page(&session, &query, None, HashMap::new())
+        .await
+}
+
+impl<S: Store, P: PasswordHasher> WebState<S, P> {
+    /// The requests page: the list (filtered by `status` and `type`, page `page` of
+    /// [`REQUESTS_PER_PAGE`]), and the forms to apply. After a refused form, `refused` is
+    /// shown above it and `values` keep what was typed.
+    async fn requests_page(
+        &self,
+        session: &Session,
+        query: &[(String, String)],
+        refused: Option<&AppError>,
+        values: HashMap<&str, String>,
+    ) -> Response {
+        let actor = &session.actor;
+        let status_text = field(query, "status").unwrap_or_default().to_owned();
+        let kind_text = field(query, "type").unwrap_or_default().to_owned();
+        let status = match status_text.as_str() {
+            "" => None,
+            text => match Status::parse(text) {
+                Some(status) => Some(status),
+                None => {
+                    let err = AppError::bad_input(
+                        ErrorCode::BadStatus,
+                        format!("no status is called {text:?}"),
+                    );
+                    return self.fail(&err, Some(session));
+                }
+            },
+        };
+        let kind = match kind_text.as_str() {
+            "" => None,
+            text => match RequestType::parse(text) {
+                Some(kind) => Some(kind),
+                None => {
+                    let err = AppError::bad_input(
+                        ErrorCode::BadType,
+                        format!("no request type is called {text:?}"),
+                    );
+                    return self.fail(&err, Some(session));
+                }
+            },
+        };
+        let page_number = match field(query, "page").unwrap_or("1").trim().parse::<u32>() {
+            Ok(number) if number >= 1 => number,
+            _ => {
+                let err =
+                    AppError::bad_input(ErrorCode::BadLimit, "page must be a number from 1 up");
+                return self.fail(&err, Some(session));
             }
-        },
-    };
-    let kind = match kind_text.as_str() {
-        "" => None,
-        text => match RequestType::parse(text) {
-            Some(kind) => Some(kind),
-            None => {
-                let err = AppError::bad_input(
-                    ErrorCode::BadType,
-                    format!("no request type is called {text:?}"),
-                );
-                return state.fail(&err, Some(&session));
-            }
-        },
-    };
-    let filter = RequestFilter {
-        status,
-        kind,
-        limit: Some(PAGE_MAX),
-        offset: None,
-    };
-    let page = match state.label.list_requests(actor, filter).await {
-        Ok(page) => page,
-        Err(err) => return state.fail(&err, Some(&session)),
-    };
-    let mut rows = Vec::with_capacity(page.items.len());
-    for request in &page.items {
-        rows.push(RequestRow {
-            id: request.id,
-            kind: request.kind.as_str(),
-            status: request.status.as_str(),
-            created: when(request.created_at),
-            subject: state.subject(actor, request).await,
-            description: request.description.clone(),
-        });
-    }
-    let mut unpublished = Vec::new();
-    if actor.role() == Role::Artist {
-        match state.label.list_releases(actor).await {
-            Ok(releases) => unpublished.extend(
-                releases
-                    .into_iter()
-                    .filter(|r| r.status == ReleaseStatus::Unpublished)
-                    .map(|r| ReleaseOption {
-                        id: r.id,
-                        title: r.title,
-                    }),
-            ),
-            Err(err) => return state.fail(&err, Some(&session)),
+        };
+        let filter = RequestFilter {
+            status,
+            kind,
+            limit: Some(REQUESTS_PER_PAGE),
+            offset: Some((page_number - 1).saturating_mul(REQUESTS_PER_PAGE)),
+        };
+        let page = match self.label.list_requests(actor, filter).await {
+            Ok(page) => page,
+            Err(err) => return self.fail(&err, Some(session)),
+        };
+        let mut rows = Vec::with_capacity(page.items.len());
+        for request in &page.items {
+            rows.push(RequestRow {
+                id: request.id,
+                kind: request.kind.as_str(),
+                status: request.status.as_str(),
+                created: when(request.created_at),
+                subject: self.subject(actor, request).await,
+                applicant: request.applicant_name.clone(),
+                manager: request.manager_name.clone().unwrap_or_default(),
+                description: request.description.clone(),
+            });
         }
+        let pages = u32::try_from(page.total)
+            .unwrap_or(u32::MAX)
+            .div_ceil(REQUESTS_PER_PAGE)
+            .max(1);
+        let link = |number: u32| {
+            let mut link = format!("/requests?page={number}");
+            if !status_text.is_empty() {
+                link.push_str(&format!("&status={}", status_text.replace(' ', "+")));
+            }
+            if !kind_text.is_empty() {
+                link.push_str(&format!("&type={kind_text}"));
+            }
+            link
+        };
+        let newer = (page_number > 1).then(|| link(page_number - 1));
+        let older = (page_number < pages).then(|| link(page_number + 1));
+        let mut unpublished = Vec::new();
+        if actor.role() == Role::Artist {
+            match self.label.list_releases(actor).await {
+                Ok(releases) => unpublished.extend(
+                    releases
+                        .into_iter()
+                        .filter(|r| r.status == ReleaseStatus::Unpublished)
+                        .map(|r| ReleaseOption {
+                            id: r.id,
+                            title: r.title,
+                        }),
+                ),
+                Err(err) => return self.fail(&err, Some(session)),
+            }
+        }
+        let today = Utc::now().date_naive();
+        let publish_default = today.checked_add_days(Days::new(14)).unwrap_or(today);
+        let publish_min = today.checked_add_days(Days::new(8)).unwrap_or(today);
+        let (http_status, error, fields) = match refused {
+            Some(err) => (error_status(err), Some(err.to_string()), field_lines(err)),
+            None => (StatusCode::OK, None, Vec::new()),
+        };
+        self.render(
+            http_status,
+            "requests.html",
+            Some(session),
+            minijinja::context! {
+                rows,
+                total => page.total,
+                page => page_number,
+                pages,
+                newer,
+                older,
+                status => status_text,
+                kind => kind_text,
+                statuses => ["New", "Processing", "On approval", "Closed"],
+                kinds => ["Sign", "Publish"],
+                role => actor.role().as_str(),
+                unpublished,
+                publish_default => values
+                    .get("expected_date")
+                    .cloned()
+                    .unwrap_or_else(|| publish_default.to_string()),
+                publish_min => publish_min.to_string(),
+                error,
+                fields,
+                values,
+            },
+        )
     }
-    let today = Utc::now().date_naive();
-    let publish_default = today.checked_add_days(Days::new(14)).unwrap_or(today);
-    let publish_min = today.checked_add_days(Days::new(8)).unwrap_or(today);
-    state.render(
-        StatusCode::OK,
-        "requests.html",
-        Some(&session),
-        minijinja::context! {
-            rows,
-            total => page.total,
-            status => status_text,
-            kind => kind_text,
-            statuses => ["New", "Processing", "On approval", "Closed"],
-            kinds => ["Sign", "Publish"],
-            role => actor.role().as_str(),
-            unpublished,
-            publish_default => publish_default.to_string(),
-            publish_min => publish_min.to_string(),
-        },
-    )
+}
+
+/// The status of the page that shows a refusal next to the form it refused.
+fn error_status(err: &AppError) -> StatusCode {
+    match err {
+        AppError::BadInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+        AppError::Conflict { .. } => StatusCode::CONFLICT,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `field: message` for each field of an invalid value.
+fn field_lines(err: &AppError) -> Vec<String> {
+    match err {
+        AppError::Invalid { fields, .. } => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub async fn request<S: Store, P: PasswordHasher>(
     State(state): State<WebState<S, P>>,
     LoggedIn(session): LoggedIn,
     Path(id): Path<String>,
+    Query(query): Query<Fields>,
 ) -> Response {
     let actor = &session.actor;
     let found = match parse_id(&id, "a request id") {
@@ -458,11 +539,31 @@ pub async fn request<S: Store, P: PasswordHasher>(
         && request.manager_id.is_some()
         && actor.manager.as_ref().map(|m| m.id) == request.manager_id;
     let subject = state.subject(actor, &request).await;
+    // The confirmation after Accept or Decline, in words that say what happened.
+    let done = match (field(&query, "done"), request.kind) {
+        (Some("accepted"), RequestType::Sign) => Some(format!(
+            "You accepted this request: {} is now an artist of the label, with you as \
+             their manager.",
+            request.nickname.as_deref().unwrap_or("the applicant")
+        )),
+        (Some("accepted"), RequestType::Publish) => Some(format!(
+            "You accepted this request: {subject} will be published on {}.",
+            request
+                .expected_date
+                .map_or_else(|| "its expected date".to_owned(), |d| d.to_string())
+        )),
+        (Some("declined"), _) => Some(format!(
+            "You declined this request; {} has been told.",
+            request.applicant_name
+        )),
+        _ => None,
+    };
     state.render(
         StatusCode::OK,
         "request.html",
         Some(&session),
         minijinja::context! {
+            done,
             request,
             kind => request.kind.as_str(),
             status => request.status.as_str(),
@@ -494,7 +595,11 @@ pub async fn apply_sign<S: Store, P: PasswordHasher>(
         .await
     {
         Ok(request) => see_other(format!("/requests/{}", request.id)),
-        Err(err) => state.fail(&err, Some(&session)),
+        // The list again, the reason above the form, the nickname as typed.
+        Err(err) => {
+            let values = HashMap::from([("nickname", nickname.to_owned())]);
+            state.requests_page(&session, &[], Some(&err), values).await
+        }
     }
 }
 
@@ -510,6 +615,16 @@ pub async fn apply_publish<S: Store, P: PasswordHasher>(
         Ok(session) => session,
         Err(response) => return response,
     };
+    let values = HashMap::from([
+        (
+            "release_id",
+            field(&form, "release_id").unwrap_or_default().to_owned(),
+        ),
+        (
+            "expected_date",
+            field(&form, "expected_date").unwrap_or_default().to_owned(),
+        ),
+    ]);
     let release = parse_id(
         field(&form, "release_id").unwrap_or_default(),
         "the release",
@@ -535,7 +650,7 @@ pub async fn apply_publish<S: Store, P: PasswordHasher>(
     };
     match applied {
         Ok(request) => see_other(format!("/requests/{}", request.id)),
-        Err(err) => state.fail(&err, Some(&session)),
+        Err(err) => state.requests_page(&session, &[], Some(&err), values).await,
     }
 }
 
@@ -563,7 +678,11 @@ async fn decide<S: Store, P: PasswordHasher>(
         state.label.decline(&session.actor, id, Utc::now()).await
     };
     match decided {
-        Ok(request) => see_other(format!("/requests/{}", request.id)),
+        Ok(request) => see_other(format!(
+            "/requests/{}?done={}",
+            request.id,
+            if accept { "accepted" } else { "declined" }
+        )),
         Err(err) => state.fail(&err, Some(&session)),
     }
 }
@@ -694,12 +813,7 @@ pub async fn release_form<S: Store, P: PasswordHasher>(
     if let Err(err) = session.actor.as_artist("only artists upload releases") {
         return state.fail(&err, Some(&session));
     }
-    state.render(
-        StatusCode::OK,
-        "release_new.html",
-        Some(&session),
-        minijinja::context! { today => Utc::now().date_naive().to_string() },
-    )
+    state.release_form_page(&session, None, &[])
 }
 
 /// Seconds from `205` or `3:25`.
@@ -805,7 +919,76 @@ pub async fn upload_release<S: Store, P: PasswordHasher>(
     };
     match uploaded {
         Ok(release) => see_other(format!("/releases/{}", release.id)),
-        Err(err) => state.fail(&err, Some(&session)),
+        // The form again, the reason above it, every field as typed.
+        Err(err) => state.release_form_page(&session, Some(&err), &form),
+    }
+}
+
+/// One track row of the upload form, as typed.
+#[derive(Debug, Serialize)]
+struct TrackInput {
+    title: String,
+    duration: String,
+    genre: String,
+    kind: String,
+    artists: String,
+}
+
+impl<S: Store, P: PasswordHasher> WebState<S, P> {
+    /// The upload form: empty, or after a refusal with what was typed and why.
+    fn release_form_page(
+        &self,
+        session: &Session,
+        refused: Option<&AppError>,
+        form: &[(String, String)],
+    ) -> Response {
+        let column = |name: &str| -> Vec<String> {
+            form.iter()
+                .filter(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .collect()
+        };
+        let titles = column("track_title");
+        let durations = column("track_duration");
+        let genres = column("track_genre");
+        let kinds = column("track_type");
+        let artists = column("track_artists");
+        let cell = |values: &[String], index: usize| values.get(index).cloned().unwrap_or_default();
+        let mut tracks: Vec<TrackInput> = (0..titles.len())
+            .map(|i| TrackInput {
+                title: cell(&titles, i),
+                duration: cell(&durations, i),
+                genre: cell(&genres, i),
+                kind: cell(&kinds, i),
+                artists: cell(&artists, i),
+            })
+            .collect();
+        if tracks.is_empty() {
+            tracks.push(TrackInput {
+                title: String::new(),
+                duration: String::new(),
+                genre: String::new(),
+                kind: String::new(),
+                artists: String::new(),
+            });
+        }
+        let (status, error, fields) = match refused {
+            Some(err) => (error_status(err), Some(err.to_string()), field_lines(err)),
+            None => (StatusCode::OK, None, Vec::new()),
+        };
+        let today = Utc::now().date_naive().to_string();
+        self.render(
+            status,
+            "release_new.html",
+            Some(session),
+            minijinja::context! {
+                title => field(form, "title").unwrap_or_default(),
+                date => field(form, "date").map_or(today, str::to_owned),
+                tracks,
+                error,
+                fields,
+            },
+        )
     }
 }
 
