@@ -8,6 +8,7 @@
 
 pub mod adapters;
 pub mod app;
-pub mod cli;
 pub mod domain;
 pub mod settings;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -4,14 +4,16 @@ mod api;
 mod authz;
 mod bad_input;
 mod browser;
-mod cli;
 mod concurrency;
 mod db;
 mod outage;
 mod postgres;
 mod prometheus;
 mod security;
-mod stack;
+/// The process-level stack, from the crate's test kit.
+mod stack {
+    pub use label_service::testkit::*;
+}
 mod startup;
 mod traces;
 mod web;

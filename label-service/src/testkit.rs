@@ -1,15 +1,16 @@
-//! The process-level test stack of the label-service: a fresh database and a private broker
-//! per test, the real `label-service` binary started against them, and a small JSON client
-//! for its API. Used by the tests that need the whole service (deferred actions through
-//! Kafka, the outbox during a broker outage, retries, expiry, start-up checks).
+//! The process-level test stack of the label-service (feature `testkit`, tests only): a
+//! fresh database and a private broker per test, the real `label-service` binary started
+//! against them, and a small JSON client of its API. Used by this crate's tests that need
+//! the whole service and by label-cli's.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use platform::testkit::{
     ServiceProcess, TestBroker, TestDatabase, eventually, free_port, http_get, unique,
+    workspace_binary, workspace_root,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -23,6 +24,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub const JWT_SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 
 /// A broker and a database of one test's own.
+#[derive(Debug)]
 pub struct LabelStack {
     pub broker: TestBroker,
     pub database_url: String,
@@ -70,10 +72,6 @@ pub async fn create_topics(broker: &TestBroker) {
         .await;
 }
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The environment every test run of the binary gets.
 fn base_env(stack: &LabelStack, port: u16) -> Vec<(String, String)> {
     [
@@ -98,6 +96,7 @@ fn base_env(stack: &LabelStack, port: u16) -> Vec<(String, String)> {
 
 /// The label-service binary running against a stack: the testkit's process (address, log,
 /// `terminate`; killed when dropped) and a client of its API.
+#[derive(Debug)]
 pub struct LabelProcess {
     process: ServiceProcess,
     pub api: Api,
@@ -127,7 +126,7 @@ impl LabelProcess {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let process = ServiceProcess::spawn(
-            Path::new(env!("CARGO_BIN_EXE_label-service")),
+            &workspace_binary("label-service"),
             "label-service",
             env,
             port,
@@ -161,7 +160,7 @@ impl LabelProcess {
 /// Runs the binary with these variables only (plus PATH) until it exits; its status and
 /// output. For the start-up checks, which fail before anything is contacted.
 pub fn run_binary(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_label-service"));
+    let mut command = Command::new(workspace_binary("label-service"));
     command
         .current_dir(workspace_root())
         .env_clear()
@@ -175,7 +174,7 @@ pub fn run_binary(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
 }
 
 /// A JSON client of the service's API.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Api {
     client: reqwest::Client,
     base: String,

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use self::client::{ApiClient, Method};
 use self::output::{Me, RequestPage, Session};
 use self::token::TokenFile;
-use crate::domain::{Manager, Release, Request};
+use label_service::domain::{Manager, Release, Request};
 
 /// The service the client talks to when neither `--url` nor `LABEL_URL` says otherwise.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8081";

@@ -1,6 +1,6 @@
 //! `label-cli`: the command-line client of the label-service's JSON API. Everything lives in
-//! `label_service::cli`; this only hands over the process's exit code.
+//! the library; this only hands over the process's exit code.
 
 fn main() -> std::process::ExitCode {
-    label_service::cli::main()
+    label_cli::main()
 }

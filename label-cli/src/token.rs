@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use directories::ProjectDirs;
 
-use super::CliError;
+use crate::CliError;
 
 /// The token file.
 #[derive(Debug, Clone)]

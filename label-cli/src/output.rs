@@ -7,7 +7,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Table};
 use serde::Deserialize;
 
-use crate::domain::{Artist, Manager, Release, Request, User};
+use label_service::domain::{Artist, Manager, Release, Request, User};
 
 /// The answer of a login or a registration.
 #[derive(Debug, Deserialize)]
