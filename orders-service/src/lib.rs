@@ -7,7 +7,7 @@
 
 pub mod adapters;
 pub mod app;
-pub mod dlq;
 pub mod domain;
-pub mod generator;
 pub mod settings;
+#[cfg(feature = "testkit")]
+pub mod testkit;

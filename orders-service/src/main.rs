@@ -1,7 +1,7 @@
 //! The orders-service binary. `orders-service` (or `orders-service serve`) runs the service:
 //! it migrates its schema once the database answers, warms the cache up, consumes the
-//! orders topic and serves HTTP until SIGINT/SIGTERM. `orders-service dlq ...` inspects and
-//! replays the dead-letter topic.
+//! orders topic and serves HTTP until SIGINT/SIGTERM. The dead-letter tool is `orders-dlq`
+//! (crate orders-tools).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +15,6 @@ use orders_service::adapters::http;
 use orders_service::adapters::kafka::OrdersHandler;
 use orders_service::adapters::postgres::PgOrderStore;
 use orders_service::app::{Ingest, Queries};
-use orders_service::dlq;
 use orders_service::settings::Settings;
 use platform::config::ConfigLoader;
 use platform::http::ReadyFlag;
@@ -36,8 +35,6 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Serve,
-    /// Inspect the dead-letter topic and replay records to the orders topic.
-    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main]
@@ -45,10 +42,6 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None | Some(Command::Serve) => serve().await,
-        Some(Command::Dlq(args)) => match load_settings() {
-            Ok(settings) => dlq::run(&settings, args).await,
-            Err(err) => Err(err),
-        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -107,7 +107,15 @@ pub fn run(layout: &Layout, args: &[String]) -> Result<()> {
     step("building release binaries");
     let mut build = sys::cargo();
     build
-        .args(["build", "--release", "-p", "orders-service", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "orders-service",
+            "-p",
+            "orders-tools",
+            "--bins",
+        ])
         .current_dir(&layout.root);
     let build_started = Instant::now();
     sys::run(&mut build)?;
@@ -2721,7 +2729,7 @@ impl Report {
         out.push_str("#### Commands and settings\n\n");
         let lines = [
             "`cargo xtask bench orders` (see the top of this file for each step); release build: \
-             `cargo build --release -p orders-service --bins`."
+             `cargo build --release -p orders-service -p orders-tools --bins`."
                 .to_owned(),
             format!(
                 "Private broker: `nisshi broker --listener-url tcp://127.0.0.1:PORT \

@@ -446,7 +446,7 @@ fn publish_demo_orders(context: &DemoContext) -> Result<()> {
         note(format!("  {id}  ->  {}?id={id}", context.orders_url));
     }
     note(format!(
-        "dead letters: target/debug/orders-service dlq list   (with ORDERS__KAFKA__BROKERS={brokers})"
+        "dead letters: target/debug/orders-dlq list   (with ORDERS__KAFKA__BROKERS={brokers})"
     ));
     Ok(())
 }

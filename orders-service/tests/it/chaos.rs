@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use orders_service::generator::{Generator, InvalidKind};
+use orders_tools::generator::{Generator, InvalidKind};
 use platform::kafka::{KafkaProducer, OutgoingRecord};
 use platform::testkit::{eventually, read_topic};
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use orders_service::generator::Generator;
+use orders_tools::generator::Generator;
 use platform::testkit::{eventually, unique};
 use sqlx::PgPool;
 

@@ -1,13 +1,14 @@
-//! The test stack of the orders-service: a fresh database and a private broker per test,
-//! and the real `orders-service` binary started as a child process against them.
+//! The test stack of the orders-service (feature `testkit`, tests only): a fresh database
+//! and a private broker per test, and the real `orders-service` binary started as a child
+//! process against them. Used by this crate's tests and orders-tools'.
+#![allow(clippy::missing_panics_doc)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use platform::kafka::{KafkaProducer, KafkaSettings, OutgoingRecord};
 use platform::testkit::{
     HttpAnswer, ServiceProcess as Process, TestBroker, TestDatabase, eventually, free_port,
-    http_get,
+    http_get, workspace_binary,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -16,9 +17,11 @@ pub use platform::testkit::with_database;
 
 pub const ORDERS: &str = "orders";
 pub const DLQ: &str = "orders.dlq";
-pub const MODEL: &[u8] = include_bytes!("../fixtures/model.json");
+/// The canonical order of the contract (`model.json`).
+pub const MODEL: &[u8] = include_bytes!("../tests/fixtures/model.json");
 
 /// A broker and a database of one test's own.
+#[derive(Debug)]
 pub struct Stack {
     pub broker: TestBroker,
     pub database: String,
@@ -81,6 +84,7 @@ impl Stack {
 
 /// The service binary running against a stack: the testkit's process with the orders
 /// environment, and the requests the tests make. Killed when dropped.
+#[derive(Debug)]
 pub struct ServiceProcess(Process);
 
 impl std::ops::Deref for ServiceProcess {
@@ -127,7 +131,7 @@ impl ServiceProcess {
             ("ORDERS__SHUTDOWN__DEADLINE", "10s"),
         ];
         Self(Process::spawn(
-            Path::new(env!("CARGO_BIN_EXE_orders-service")),
+            &workspace_binary("orders-service"),
             "orders-service",
             env.iter().chain(extra_env).copied(),
             port,

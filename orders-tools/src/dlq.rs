@@ -1,4 +1,4 @@
-//! `orders-service dlq`: the operator's tool for the dead-letter topic. `list` shows each
+//! `orders-dlq`: the operator's tool for the dead-letter topic. `list` shows each
 //! refused record with its class and reasons; `replay` publishes selected records' original
 //! key and value to the orders topic again, after the cause was fixed (a configuration
 //! change, a corrected producer), marked with where they came from.
@@ -20,9 +20,9 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::settings::Settings;
+use orders_service::settings::Settings;
 
-/// `orders-service dlq ...`
+/// `orders-dlq ...`
 #[derive(Debug, clap::Args)]
 pub struct DlqArgs {
     #[command(subcommand)]

@@ -18,7 +18,7 @@ use futures::StreamExt as _;
 use futures::stream::{self, LocalBoxStream};
 use indicatif::{ProgressBar, ProgressStyle};
 use orders_service::domain::{Order, Rules, validate};
-use orders_service::generator::{Generator, InvalidKind};
+use orders_tools::generator::{Generator, InvalidKind};
 use platform::kafka::{KafkaProducer, KafkaSettings, OutgoingRecord};
 use platform::telemetry::{self, LogFormat, TelemetrySettings};
 use rand::{Rng as _, SeedableRng as _};

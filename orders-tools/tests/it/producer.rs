@@ -19,7 +19,10 @@ use serde_json::Value;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(1);
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/model.json");
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../orders-service/tests/fixtures/model.json"
+);
 
 /// Runs the producer binary to completion.
 async fn producer(args: &[&str]) -> Output {

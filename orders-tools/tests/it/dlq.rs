@@ -1,4 +1,4 @@
-//! `orders-service dlq`: lists dead-letter records with their reasons and replays selected
+//! `orders-dlq`: lists dead-letter records with their reasons and replays selected
 //! ones to the orders topic once the cause is fixed.
 
 use std::process::Command;
@@ -10,14 +10,13 @@ use serde_json::{Value, json};
 use crate::harness::{DLQ, MODEL, ServiceProcess, Stack};
 
 fn dlq_command(stack: &Stack, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_orders-service"))
+    Command::new(env!("CARGO_BIN_EXE_orders-dlq"))
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("APP_ENV", "test")
         .env("ORDERS__KAFKA__BROKERS", stack.broker.brokers())
-        .arg("dlq")
         .args(args)
         .output()
-        .expect("run orders-service dlq")
+        .expect("run orders-dlq")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use crate::domain::validation::Code;
-use crate::domain::{Delivery, Item, Order, Payment, Timestamp};
+use orders_service::domain::validation::Code;
+use orders_service::domain::{Delivery, Item, Order, Payment, Timestamp};
 
 /// Characters of generated identifiers: lower-case so that they read well in URLs.
 const ID_CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -418,7 +418,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::{Rules, validate};
+    use orders_service::domain::{Rules, validate};
 
     fn base_time() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
