@@ -370,31 +370,18 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
         let actor = &session.actor;
         let status_text = field(query, "status").unwrap_or_default().to_owned();
         let kind_text = field(query, "type").unwrap_or_default().to_owned();
-        let status = match status_text.as_str() {
-            "" => None,
-            text => match Status::parse(text) {
-                Some(status) => Some(status),
-                None => {
-                    let err = AppError::bad_input(
-                        ErrorCode::BadStatus,
-                        format!("no status is called {text:?}"),
-                    );
-                    return self.fail(&err, Some(session));
-                }
-            },
+        let status = match optional(&status_text, Status::parse, ErrorCode::BadStatus, "status") {
+            Ok(status) => status,
+            Err(err) => return self.fail(&err, Some(session)),
         };
-        let kind = match kind_text.as_str() {
-            "" => None,
-            text => match RequestType::parse(text) {
-                Some(kind) => Some(kind),
-                None => {
-                    let err = AppError::bad_input(
-                        ErrorCode::BadType,
-                        format!("no request type is called {text:?}"),
-                    );
-                    return self.fail(&err, Some(session));
-                }
-            },
+        let kind = match optional(
+            &kind_text,
+            RequestType::parse,
+            ErrorCode::BadType,
+            "request type",
+        ) {
+            Ok(kind) => kind,
+            Err(err) => return self.fail(&err, Some(session)),
         };
         let page_number = match field(query, "page").unwrap_or("1").trim().parse::<u32>() {
             Ok(number) if number >= 1 => number,
@@ -493,6 +480,21 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
             },
         )
     }
+}
+
+/// A filter value of the query string: none when empty, else what `parse` makes of it.
+fn optional<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    code: ErrorCode,
+    what: &str,
+) -> Result<Option<T>, AppError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse(text)
+        .map(Some)
+        .ok_or_else(|| AppError::bad_input(code, format!("no {what} is called {text:?}")))
 }
 
 /// The status of the page that shows a refusal next to the form it refused.
