@@ -6,6 +6,7 @@
 //! This module translates and decides nothing: it holds no business rule, never opens a
 //! network call other than to PostgreSQL, and never commits unless the use case says so.
 
+use crate::app::ports::{Catalog, Managers, Requests, Users};
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -891,7 +892,7 @@ async fn schedule(
 }
 
 // Each method hands the transaction's connection to the matching SQL function above.
-impl UnitOfWork for PgUnitOfWork {
+impl Users for PgUnitOfWork {
     async fn insert_user(&mut self, user: &NewUser) -> Result<User, StoreError> {
         insert_user(self.tx.conn(), user).await
     }
@@ -915,7 +916,9 @@ impl UnitOfWork for PgUnitOfWork {
     async fn admin_exists(&mut self) -> Result<bool, StoreError> {
         admin_exists(self.tx.conn()).await
     }
+}
 
+impl Managers for PgUnitOfWork {
     async fn insert_manager(&mut self, user_id: UserId) -> Result<ManagerId, StoreError> {
         insert_manager(self.tx.conn(), user_id).await
     }
@@ -955,7 +958,9 @@ impl UnitOfWork for PgUnitOfWork {
     async fn existing_artists(&mut self, ids: &[ArtistId]) -> Result<Vec<ArtistId>, StoreError> {
         existing_artists(self.tx.conn(), ids).await
     }
+}
 
+impl Catalog for PgUnitOfWork {
     async fn insert_release(
         &mut self,
         owner: ArtistId,
@@ -1001,8 +1006,6 @@ impl UnitOfWork for PgUnitOfWork {
         publications_of(self.tx.conn(), artists).await
     }
 
-    // The evaluation's facts: a failed read answers "can't apply" for one criterion and
-    // must leave the unit of work usable for the others and for storing the evaluation.
     async fn publication_dates(&mut self, artist: ArtistId) -> Result<Vec<NaiveDate>, StoreError> {
         let conn = self.tx.conn();
         savepoint(conn).await?;
@@ -1016,7 +1019,9 @@ impl UnitOfWork for PgUnitOfWork {
         let result = publications_on(conn, day).await;
         settle(conn, result).await
     }
+}
 
+impl Requests for PgUnitOfWork {
     async fn insert_request(&mut self, request: &NewRequest) -> Result<Request, StoreError> {
         insert_request(self.tx.conn(), request).await
     }
@@ -1065,7 +1070,9 @@ impl UnitOfWork for PgUnitOfWork {
         )
         .await
     }
+}
 
+impl UnitOfWork for PgUnitOfWork {
     async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(store_error)
     }

@@ -2,6 +2,7 @@
 //! `PasswordHasher` port (argon2id) and never leave this module in any form: no returned
 //! type carries the password or its hash.
 
+use super::ports::{Managers, Users};
 use crate::app::error::ErrorCode;
 use crate::domain::validation;
 use crate::domain::{Role, User, UserId};

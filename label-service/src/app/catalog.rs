@@ -2,6 +2,7 @@
 //! artist and by their manager. Whoever may not see a record gets 404, as if it did not
 //! exist.
 
+use super::ports::{Catalog, Managers};
 use crate::app::error::ErrorCode;
 use chrono::NaiveDate;
 

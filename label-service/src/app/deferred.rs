@@ -7,6 +7,7 @@
 //! rescheduled through the outbox with a growing delay; a step that fails for good closes
 //! the request with the reason.
 
+use super::ports::{Catalog, Managers, Requests};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};

@@ -1,6 +1,7 @@
 //! Users and managers: the admin's lists and the appointment of managers (a batch, all or
 //! nothing), and each user's view of themselves. No type here carries a password hash.
 
+use super::ports::{Managers, Users};
 use crate::app::error::ErrorCode;
 use crate::domain::validation::FieldError;
 use crate::domain::{Manager, ManagerId, Role, User, UserId};

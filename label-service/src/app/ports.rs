@@ -181,14 +181,8 @@ pub trait Store: Send + Sync + 'static {
     fn begin(&self) -> impl Future<Output = Result<Self::Uow, StoreError>> + Send;
 }
 
-/// One transaction's worth of reads and writes. Nothing is kept unless [`commit`] is
-/// called; dropping the unit of work rolls it back.
-///
-/// [`commit`]: UnitOfWork::commit
-#[cfg_attr(test, mockall::automock)]
-pub trait UnitOfWork: Send + 'static {
-    // ---- users
-
+/// The unit of work's the users: accounts, credentials, roles.
+pub trait Users: Send {
     /// Creates a user. `Conflict(Taken::Email)` when the e-mail address
     /// is taken (case-insensitively).
     fn insert_user(
@@ -218,9 +212,10 @@ pub trait UnitOfWork: Send + 'static {
 
     /// Whether any admin exists.
     fn admin_exists(&mut self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
 
-    // ---- managers
-
+/// The unit of work's the label's people: managers and their artists.
+pub trait Managers: Send {
     /// Makes a user a manager (the role is set separately). `Conflict(Taken::Manager)` when
     /// they are one already.
     fn insert_manager(
@@ -248,8 +243,6 @@ pub trait UnitOfWork: Send + 'static {
     fn least_loaded_manager(
         &mut self,
     ) -> impl Future<Output = Result<Option<ManagerId>, StoreError>> + Send;
-
-    // ---- artists
 
     /// Creates an artist. `Conflict(Taken::Nickname)` when the
     /// nickname is taken (case-insensitively).
@@ -281,9 +274,10 @@ pub trait UnitOfWork: Send + 'static {
         &mut self,
         ids: &[ArtistId],
     ) -> impl Future<Output = Result<Vec<ArtistId>, StoreError>> + Send;
+}
 
-    // ---- releases, tracks, publications
-
+/// The unit of work's releases, their tracks and publications, and the facts the evaluation reads.
+pub trait Catalog: Send {
     /// Creates a release, `Unpublished`, with its tracks in order. Each track's artists are
     /// taken as given (the use case adds the owner).
     fn insert_release(
@@ -348,9 +342,10 @@ pub trait UnitOfWork: Send + 'static {
         &mut self,
         day: NaiveDate,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+}
 
-    // ---- requests
-
+/// The unit of work's requests and the deferred actions written with them.
+pub trait Requests: Send {
     /// Creates a request in status `New`. `Conflict` with `Taken::OpenSignRequest`,
     /// `Taken::OpenPublishRequest` or `Taken::OpenNickname` when one is open already.
     fn insert_request(
@@ -399,8 +394,6 @@ pub trait UnitOfWork: Send + 'static {
         id: RequestId,
     ) -> impl Future<Output = Result<i32, StoreError>> + Send;
 
-    // ---- deferred actions
-
     /// Writes a deferred action to the outbox, to be published (on the topic of requests of
     /// `kind`, keyed by request id) once this unit of work commits and `not_before` has come.
     fn schedule(
@@ -409,9 +402,166 @@ pub trait UnitOfWork: Send + 'static {
         action: &DeferredAction,
         not_before: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// One transaction's worth of reads and writes, by capability ([`Users`], [`Managers`],
+/// [`Catalog`], [`Requests`]). Nothing is kept unless [`commit`] is called; dropping the unit
+/// of work rolls it back.
+///
+/// [`commit`]: UnitOfWork::commit
+pub trait UnitOfWork: Users + Managers + Catalog + Requests + Send + 'static {
     /// Makes every write of this unit of work durable.
     fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+// The mock of a unit of work, for the use-case tests: one type with every capability, as
+// the PostgreSQL adapter has.
+#[cfg(test)]
+mockall::mock! {
+    pub UnitOfWork {}
+    impl Users for UnitOfWork {
+        fn insert_user(
+            &mut self,
+            user: &NewUser,
+        ) -> impl Future<Output = Result<User, StoreError>> + Send;
+        fn user(&mut self, id: UserId)
+        -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+        fn credentials(
+            &mut self,
+            email: &str,
+        ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+        fn users(&mut self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+        fn set_role(
+            &mut self,
+            id: UserId,
+            role: Role,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        fn admin_exists(&mut self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    }
+    impl Managers for UnitOfWork {
+        fn insert_manager(
+            &mut self,
+            user_id: UserId,
+        ) -> impl Future<Output = Result<ManagerId, StoreError>> + Send;
+        fn manager(
+            &mut self,
+            id: ManagerId,
+        ) -> impl Future<Output = Result<Option<Manager>, StoreError>> + Send;
+        fn manager_of_user(
+            &mut self,
+            user_id: UserId,
+        ) -> impl Future<Output = Result<Option<Manager>, StoreError>> + Send;
+        fn managers(&mut self) -> impl Future<Output = Result<Vec<Manager>, StoreError>> + Send;
+        fn least_loaded_manager(
+            &mut self,
+        ) -> impl Future<Output = Result<Option<ManagerId>, StoreError>> + Send;
+        fn insert_artist(
+            &mut self,
+            artist: &NewArtist,
+        ) -> impl Future<Output = Result<Artist, StoreError>> + Send;
+        fn artist(
+            &mut self,
+            id: ArtistId,
+        ) -> impl Future<Output = Result<Option<Artist>, StoreError>> + Send;
+        fn artist_of_user(
+            &mut self,
+            user_id: UserId,
+        ) -> impl Future<Output = Result<Option<Artist>, StoreError>> + Send;
+        fn nickname_taken(
+            &mut self,
+            nickname: &str,
+        ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        fn existing_artists(
+            &mut self,
+            ids: &[ArtistId],
+        ) -> impl Future<Output = Result<Vec<ArtistId>, StoreError>> + Send;
+    }
+    impl Catalog for UnitOfWork {
+        fn insert_release(
+            &mut self,
+            owner: ArtistId,
+            created_on: NaiveDate,
+            release: &NewRelease,
+        ) -> impl Future<Output = Result<Release, StoreError>> + Send;
+        fn release(
+            &mut self,
+            id: ReleaseId,
+            lock: bool,
+        ) -> impl Future<Output = Result<Option<Release>, StoreError>> + Send;
+        fn releases_of(
+            &mut self,
+            artists: &[ArtistId],
+        ) -> impl Future<Output = Result<Vec<Release>, StoreError>> + Send;
+        fn set_release_status(
+            &mut self,
+            id: ReleaseId,
+            status: ReleaseStatus,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        fn track(
+            &mut self,
+            id: TrackId,
+        ) -> impl Future<Output = Result<Option<Track>, StoreError>> + Send;
+        fn insert_publication(
+            &mut self,
+            release_id: ReleaseId,
+            scheduled_on: NaiveDate,
+            manager_id: ManagerId,
+        ) -> impl Future<Output = Result<Publication, StoreError>> + Send;
+        fn publications_of(
+            &mut self,
+            artists: &[ArtistId],
+        ) -> impl Future<Output = Result<Vec<Publication>, StoreError>> + Send;
+        fn publication_dates(
+            &mut self,
+            artist: ArtistId,
+        ) -> impl Future<Output = Result<Vec<NaiveDate>, StoreError>> + Send;
+        fn publications_on(
+            &mut self,
+            day: NaiveDate,
+        ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    }
+    impl Requests for UnitOfWork {
+        fn insert_request(
+            &mut self,
+            request: &NewRequest,
+        ) -> impl Future<Output = Result<Request, StoreError>> + Send;
+        fn request(
+            &mut self,
+            id: RequestId,
+            lock: bool,
+        ) -> impl Future<Output = Result<Option<Request>, StoreError>> + Send;
+        fn requests(
+            &mut self,
+            query: &RequestQuery,
+        ) -> impl Future<Output = Result<Page<Request>, StoreError>> + Send;
+        fn has_open_sign_request(
+            &mut self,
+            applicant: UserId,
+        ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        fn has_open_publish_request(
+            &mut self,
+            release: ReleaseId,
+        ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        fn update_request(
+            &mut self,
+            id: RequestId,
+            expected: Status,
+            change: &RequestChange,
+        ) -> impl Future<Output = Result<Option<Request>, StoreError>> + Send;
+        fn count_attempt(
+            &mut self,
+            id: RequestId,
+        ) -> impl Future<Output = Result<i32, StoreError>> + Send;
+        fn schedule(
+            &mut self,
+            kind: RequestType,
+            action: &DeferredAction,
+            not_before: DateTime<Utc>,
+        ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    }
+    impl UnitOfWork for UnitOfWork {
+        fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    }
 }
 
 /// Hashing a password failed (the hasher's own error, never the password).

@@ -2,6 +2,7 @@
 //! work, the transactional outbox), accepting and declining (the request row locked, so two
 //! managers or two clicks cannot both win), listing and reading.
 
+use super::ports::{Catalog, Managers, Requests, Users};
 use crate::app::error::ErrorCode;
 use chrono::{DateTime, Utc};
 

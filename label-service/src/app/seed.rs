@@ -2,6 +2,7 @@
 //! unpublished release with two rock tracks, two non-members and an admin. Only a fresh
 //! database is seeded; passwords come from the caller, who prints them once.
 
+use super::ports::{Catalog, Managers, Users};
 use crate::app::error::ErrorCode;
 use chrono::NaiveDate;
 

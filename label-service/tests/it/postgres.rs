@@ -1,6 +1,7 @@
 //! The PostgreSQL unit of work against a real database (a fresh one per test), and the
 //! argon2id password hasher.
 
+use label_service::app::ports::{Catalog, Managers, Requests, Users};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
