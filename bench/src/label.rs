@@ -437,7 +437,7 @@ impl Bench {
 
     fn token(&self, user: i64) -> Result<String> {
         self.tokens
-            .issue(user, Utc::now())
+            .issue(label_service::domain::UserId(user), Utc::now())
             .map_err(|err| anyhow::anyhow!("signing a token: {err}"))
     }
 

@@ -55,12 +55,12 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |value| value.to_string())
 }
 
-fn ids(ids: &[i64]) -> String {
+fn ids<T: std::fmt::Display>(ids: &[T]) -> String {
     if ids.is_empty() {
         return "-".to_owned();
     }
     ids.iter()
-        .map(i64::to_string)
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -105,7 +105,7 @@ pub fn me(me: &Me) -> String {
 
 /// A page of requests, one per row, and where the page is.
 /// `Name (id)`, or the id alone when the service sent no name.
-fn person(name: &str, id: Option<i64>) -> String {
+fn person<T: std::fmt::Display>(name: &str, id: Option<T>) -> String {
     match (name.is_empty(), id) {
         (false, Some(id)) => format!("{name} ({id})"),
         (false, None) => name.to_owned(),

@@ -192,7 +192,7 @@ async fn ensure_admin(
     match created {
         None => Ok(()),
         Some(Ok(Some(user))) => {
-            tracing::info!(user_id = user.id, email = %user.email, "first admin created");
+            tracing::info!(user_id = user.id.get(), email = %user.email, "first admin created");
             Ok(())
         }
         Some(Ok(None)) => Ok(()),

@@ -67,7 +67,7 @@ impl<S: Store, P: PasswordHasher> BatchHandler for DeferredActionsHandler<S, P> 
                     let span = tracing::info_span!(
                         parent: &message.span,
                         "label.deferred_step",
-                        request_id = action.request_id,
+                        request_id = action.request_id.get(),
                         step = action.step.as_str(),
                         attempt = action.attempt,
                     );
@@ -98,7 +98,7 @@ impl<S: Store, P: PasswordHasher> BatchHandler for DeferredActionsHandler<S, P> 
                         }
                         Err(err) => {
                             tracing::error!(
-                                request_id = action.request_id,
+                                request_id = action.request_id.get(),
                                 step = action.step.as_str(),
                                 error = ?err,
                                 "deferred step failed"

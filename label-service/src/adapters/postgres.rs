@@ -6,7 +6,6 @@
 //! This module translates and decides nothing: it holds no business rule, never opens a
 //! network call other than to PostgreSQL, and never commits unless the use case says so.
 
-use crate::app::ports::{Catalog, Managers, Requests, Users};
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -16,6 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
+use crate::app::ports::{Catalog, Managers, Requests, Users};
 use crate::app::ports::{
     Credentials, DeferredAction, NewArtist, NewRequest, NewUser, Page, RequestChange, RequestOwner,
     RequestQuery, Store, StoreError, Taken, UnitOfWork,
@@ -24,8 +24,8 @@ use crate::domain::evaluation::Entry;
 use crate::domain::request::{RequestType, Status};
 use crate::domain::validation::NewRelease;
 use crate::domain::{
-    Artist, ArtistId, Manager, ManagerId, Publication, Release, ReleaseId, ReleaseStatus, Request,
-    RequestId, Role, Track, TrackId, User, UserId,
+    Artist, ArtistId, Manager, ManagerId, Publication, PublicationId, Release, ReleaseId,
+    ReleaseStatus, Request, RequestId, Role, Track, TrackId, User, UserId,
 };
 
 /// The outbox table of the label-service.
@@ -96,6 +96,51 @@ pub struct PgUnitOfWork {
     outbox: OutboxTable,
     topics: DeferredTopics,
 }
+
+/// The domain's ids are `BIGINT`s in the schema: encoded and decoded as their number, here,
+/// so the domain knows nothing of the database.
+macro_rules! bigint_ids {
+    ($($id:ty),*) => {$(
+        impl sqlx::Type<sqlx::Postgres> for $id {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <i64 as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $id {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <i64 as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $id {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <i64 as sqlx::Encode<'q, sqlx::Postgres>>::encode_by_ref(&self.0, buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $id {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                <i64 as sqlx::Decode<'r, sqlx::Postgres>>::decode(value).map(Self)
+            }
+        }
+    )*};
+}
+
+bigint_ids!(
+    UserId,
+    ManagerId,
+    ArtistId,
+    ReleaseId,
+    TrackId,
+    PublicationId,
+    RequestId
+);
 
 /// Maps a classified database error to the port's error: transient trouble may pass, a
 /// unique violation is a conflict the use case can explain, anything else is refused.
@@ -328,7 +373,7 @@ async fn set_role(conn: &mut PgConnection, id: UserId, role: Role) -> Result<(),
         .await
         .map_err(sql_error)?;
     if done.rows_affected() == 0 {
-        return Err(missing("user", id));
+        return Err(missing("user", id.get()));
     }
     Ok(())
 }
@@ -616,7 +661,7 @@ async fn set_release_status(
         .await
         .map_err(sql_error)?;
     if done.rows_affected() == 0 {
-        return Err(missing("release", id));
+        return Err(missing("release", id.get()));
     }
     Ok(())
 }
@@ -770,8 +815,8 @@ async fn requests(
     // The owner column is one of fixed names (or none, for everyone's), so each owner kind
     // gets its own plan.
     let (owner_condition, owner): (&str, Option<i64>) = match query.owner {
-        RequestOwner::Applicant(id) => ("applicant_id = $1", Some(id)),
-        RequestOwner::Manager(id) => ("manager_id = $1", Some(id)),
+        RequestOwner::Applicant(id) => ("applicant_id = $1", Some(id.get())),
+        RequestOwner::Manager(id) => ("manager_id = $1", Some(id.get())),
         RequestOwner::Everyone => ("$1::bigint IS NULL", None),
     };
     let filter = format!(
@@ -864,7 +909,7 @@ async fn count_attempt(conn: &mut PgConnection, id: RequestId) -> Result<i32, St
     .fetch_optional(conn)
     .await
     .map_err(sql_error)?;
-    attempts.ok_or_else(|| missing("request", id))
+    attempts.ok_or_else(|| missing("request", id.get()))
 }
 
 // ---- deferred actions
@@ -924,11 +969,11 @@ impl Managers for PgUnitOfWork {
     }
 
     async fn manager(&mut self, id: ManagerId) -> Result<Option<Manager>, StoreError> {
-        manager_where(self.tx.conn(), "m.id", id).await
+        manager_where(self.tx.conn(), "m.id", id.get()).await
     }
 
     async fn manager_of_user(&mut self, user_id: UserId) -> Result<Option<Manager>, StoreError> {
-        manager_where(self.tx.conn(), "m.user_id", user_id).await
+        manager_where(self.tx.conn(), "m.user_id", user_id.get()).await
     }
 
     async fn managers(&mut self) -> Result<Vec<Manager>, StoreError> {
@@ -944,11 +989,11 @@ impl Managers for PgUnitOfWork {
     }
 
     async fn artist(&mut self, id: ArtistId) -> Result<Option<Artist>, StoreError> {
-        artist_where(self.tx.conn(), "id", id).await
+        artist_where(self.tx.conn(), "id", id.get()).await
     }
 
     async fn artist_of_user(&mut self, user_id: UserId) -> Result<Option<Artist>, StoreError> {
-        artist_where(self.tx.conn(), "user_id", user_id).await
+        artist_where(self.tx.conn(), "user_id", user_id.get()).await
     }
 
     async fn nickname_taken(&mut self, nickname: &str) -> Result<bool, StoreError> {
@@ -1035,11 +1080,23 @@ impl Requests for PgUnitOfWork {
     }
 
     async fn has_open_sign_request(&mut self, applicant: UserId) -> Result<bool, StoreError> {
-        has_open_request(self.tx.conn(), RequestType::Sign, "applicant_id", applicant).await
+        has_open_request(
+            self.tx.conn(),
+            RequestType::Sign,
+            "applicant_id",
+            applicant.get(),
+        )
+        .await
     }
 
     async fn has_open_publish_request(&mut self, release: ReleaseId) -> Result<bool, StoreError> {
-        has_open_request(self.tx.conn(), RequestType::Publish, "release_id", release).await
+        has_open_request(
+            self.tx.conn(),
+            RequestType::Publish,
+            "release_id",
+            release.get(),
+        )
+        .await
     }
 
     async fn update_request(

@@ -78,8 +78,8 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         let stored = uow.insert_release(owner, created_on, &release).await?;
         uow.commit().await?;
         tracing::info!(
-            release_id = stored.id,
-            artist_id = owner,
+            release_id = stored.id.get(),
+            artist_id = owner.get(),
             tracks = stored.tracks.len(),
             "release uploaded"
         );

@@ -120,7 +120,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             } = &outcome
             {
                 tracing::warn!(
-                    request_id = request.id,
+                    request_id = request.id.get(),
                     attempt = action.attempt,
                     next_attempt,
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
@@ -145,8 +145,8 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         }
         uow.commit().await?;
         tracing::info!(
-            request_id = request.id,
-            manager_id = manager,
+            request_id = request.id.get(),
+            manager_id = manager.get(),
             "manager assigned"
         );
         Ok(StepOutcome::Done("assigned"))
@@ -248,7 +248,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             .iter()
             .filter(|e| e.reason == CANNOT_APPLY)
         {
-            tracing::warn!(request_id = request.id, criterion = %entry.name, "criterion could not be applied");
+            tracing::warn!(request_id = request.id.get(), criterion = %entry.name, "criterion could not be applied");
         }
         let grade = evaluation.grade;
         transition(request.kind, request.status, &Event::FinishEvaluation)
@@ -268,7 +268,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             return Ok(StepOutcome::Skipped("moved_on"));
         }
         uow.commit().await?;
-        tracing::info!(request_id = request.id, grade, "publish request evaluated");
+        tracing::info!(
+            request_id = request.id.get(),
+            grade,
+            "publish request evaluated"
+        );
         Ok(StepOutcome::Done("evaluated"))
     }
 
@@ -280,7 +284,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         err: &AppError,
     ) -> Result<StepOutcome, AppError> {
         tracing::error!(
-            request_id = action.request_id,
+            request_id = action.request_id.get(),
             step = action.step.as_str(),
             error = ?err,
             "deferred step failed for good"
@@ -318,7 +322,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         .await?;
         uow.commit().await?;
         tracing::warn!(
-            request_id = request.id,
+            request_id = request.id.get(),
             reason,
             "deferred step failed; request closed"
         );
@@ -364,7 +368,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         }
         uow.commit().await?;
         tracing::info!(
-            request_id = request.id,
+            request_id = request.id.get(),
             kind = request.kind.as_str(),
             "request expired"
         );

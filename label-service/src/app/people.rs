@@ -138,7 +138,7 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         uow.commit().await?;
         tracing::info!(
             count = managers.len(),
-            admin = actor.user.id,
+            admin = actor.user.id.get(),
             "managers appointed"
         );
         Ok(managers)

@@ -118,7 +118,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         self.schedule_first_steps(&mut uow, &request, Step::AssignManager, now)
             .await?;
         uow.commit().await?;
-        tracing::info!(request_id = request.id, kind = "Sign", "request applied");
+        tracing::info!(
+            request_id = request.id.get(),
+            kind = "Sign",
+            "request applied"
+        );
         metrics::counter!("label_requests_total", "type" => "Sign", "event" => "applied")
             .increment(1);
         Ok(request)
@@ -193,7 +197,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         self.schedule_first_steps(&mut uow, &request, Step::Evaluate, now)
             .await?;
         uow.commit().await?;
-        tracing::info!(request_id = request.id, kind = "Publish", "request applied");
+        tracing::info!(
+            request_id = request.id.get(),
+            kind = "Publish",
+            "request applied"
+        );
         metrics::counter!("label_requests_total", "type" => "Publish", "event" => "applied")
             .increment(1);
         Ok(request)
@@ -313,7 +321,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             .close(&mut uow, &request, Event::Accept, descriptions::ACCEPTED)
             .await?;
         uow.commit().await?;
-        tracing::info!(request_id = id, manager_id = manager.id, "request accepted");
+        tracing::info!(
+            request_id = id.get(),
+            manager_id = manager.id.get(),
+            "request accepted"
+        );
         metrics::counter!("label_requests_total", "type" => request.kind.as_str(), "event" => "accepted")
             .increment(1);
         Ok(closed)
@@ -334,7 +346,11 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             .close(&mut uow, &request, Event::Decline, descriptions::DECLINED)
             .await?;
         uow.commit().await?;
-        tracing::info!(request_id = id, manager_id = manager.id, "request declined");
+        tracing::info!(
+            request_id = id.get(),
+            manager_id = manager.id.get(),
+            "request declined"
+        );
         metrics::counter!("label_requests_total", "type" => request.kind.as_str(), "event" => "declined")
             .increment(1);
         Ok(closed)

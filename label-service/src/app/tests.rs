@@ -19,8 +19,8 @@ use mockall::predicate::eq;
 use crate::domain::evaluation::{Entry, Evaluation};
 use crate::domain::request::{RequestType, Status};
 use crate::domain::{
-    Artist, ArtistId, Manager, ManagerId, Publication, Release, ReleaseStatus, Request, RequestId,
-    Role, User, UserId,
+    Artist, ArtistId, Manager, ManagerId, Publication, PublicationId, Release, ReleaseId,
+    ReleaseStatus, Request, RequestId, Role, User, UserId,
 };
 
 use super::auth::BAD_CREDENTIALS;
@@ -33,16 +33,16 @@ use super::{Actor, AppError, Label, Rules};
 
 // ---------------------------------------------------------------- the cast and the clock
 
-const ADMIN_USER: UserId = 1;
-const NON_MEMBER: UserId = 5;
-const ARTIST_USER: UserId = 20;
-const MANAGER_USER: UserId = 30;
-const ARTIST: ArtistId = 3;
-const MANAGER: ManagerId = 7;
-const OTHER_MANAGER: ManagerId = 8;
-const RELEASE: i64 = 11;
-const SIGN_REQUEST: RequestId = 42;
-const PUBLISH_REQUEST: RequestId = 43;
+const ADMIN_USER: UserId = UserId(1);
+const NON_MEMBER: UserId = UserId(5);
+const ARTIST_USER: UserId = UserId(20);
+const MANAGER_USER: UserId = UserId(30);
+const ARTIST: ArtistId = ArtistId(3);
+const MANAGER: ManagerId = ManagerId(7);
+const OTHER_MANAGER: ManagerId = ManagerId(8);
+const RELEASE: ReleaseId = ReleaseId(11);
+const SIGN_REQUEST: RequestId = RequestId(42);
+const PUBLISH_REQUEST: RequestId = RequestId(43);
 const NICKNAME: &str = "Nova Lights";
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
 
@@ -589,7 +589,7 @@ async fn applying_to_publish_an_unknown_release_is_not_found() {
 
 #[tokio::test]
 async fn applying_to_publish_another_artists_release_is_forbidden() {
-    let other_artist = ARTIST + 1;
+    let other_artist = ArtistId(ARTIST.get() + 1);
     let uow = publish_refused_uow(Some(release(other_artist, ReleaseStatus::Unpublished)));
     let label = label(store_with(vec![uow]));
 
@@ -786,7 +786,7 @@ fn sign_acceptance(failing: Option<SignWrite>) -> MockUnitOfWork {
                     unavailable()
                 } else {
                     Ok(Artist {
-                        id: 99,
+                        id: ArtistId(99),
                         user_id: new.user_id,
                         nickname: new.nickname.clone(),
                         contract_due: new.contract_due,
@@ -933,7 +933,7 @@ async fn accepting_a_publish_request_publishes_the_release_on_the_expected_date(
         .in_sequence(&mut seq)
         .returning(|release_id, scheduled_on, manager_id| {
             ready(Ok(Publication {
-                id: 1,
+                id: PublicationId(1),
                 release_id,
                 scheduled_on,
                 manager_id,
@@ -2065,8 +2065,8 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
 
 // ---------------------------------------------------------------- appoint managers
 
-const CANDIDATE: UserId = 31;
-const SECOND_CANDIDATE: UserId = 32;
+const CANDIDATE: UserId = UserId(31);
+const SECOND_CANDIDATE: UserId = UserId(32);
 
 #[tokio::test]
 async fn appointing_managers_is_all_or_nothing_when_one_user_is_an_artist() {
@@ -2078,7 +2078,7 @@ async fn appointing_managers_is_all_or_nothing_when_one_user_is_an_artist() {
     uow.expect_insert_manager()
         .with(eq(CANDIDATE))
         .times(1)
-        .returning(|_| ready(Ok(9)));
+        .returning(|_| ready(Ok(ManagerId(9))));
     uow.expect_set_role()
         .with(eq(CANDIDATE), eq(Role::Manager))
         .times(1)
@@ -2176,7 +2176,7 @@ async fn appointing_managers_writes_every_one_in_one_unit_of_work() {
         .returning(|id| ready(Ok(Some(user(id, Role::NonMember)))));
     uow.expect_insert_manager()
         .times(2)
-        .returning(|user_id| ready(Ok(user_id + 100)));
+        .returning(|user_id| ready(Ok(ManagerId(user_id.get() + 100))));
     uow.expect_set_role()
         .with(mockall::predicate::always(), eq(Role::Manager))
         .times(2)
@@ -2184,7 +2184,7 @@ async fn appointing_managers_writes_every_one_in_one_unit_of_work() {
     uow.expect_manager()
         .times(2)
         .in_sequence(&mut seq)
-        .returning(|id| ready(Ok(Some(manager_record(id, id - 100)))));
+        .returning(|id| ready(Ok(Some(manager_record(id, UserId(id.get() - 100))))));
     uow.expect_commit()
         .times(1)
         .in_sequence(&mut seq)

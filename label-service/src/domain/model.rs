@@ -8,13 +8,58 @@ use utoipa::ToSchema;
 use super::evaluation::Entry;
 use super::request::{RequestType, Status};
 
-pub type UserId = i64;
-pub type ManagerId = i64;
-pub type ArtistId = i64;
-pub type ReleaseId = i64;
-pub type TrackId = i64;
-pub type PublicationId = i64;
-pub type RequestId = i64;
+/// An id of one kind of record: a number on the wire and in the database, but a type of its
+/// own in the code, so a manager's id cannot be passed where a user's is expected (they are
+/// easy to mix up: a manager has both).
+macro_rules! ids {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            ToSchema,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The number, for the database and the wire.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                text.parse().map(Self)
+            }
+        }
+    )*};
+}
+
+ids! {
+    /// A user's id.
+    UserId;
+    /// A manager's id (not their user's).
+    ManagerId;
+    /// An artist's id (not their user's).
+    ArtistId;
+    /// A release's id.
+    ReleaseId;
+    /// A track's id.
+    TrackId;
+    /// A publication's id.
+    PublicationId;
+    /// A request's id.
+    RequestId;
+}
 
 /// What a user may do (spec section 1). Read from the database on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -175,4 +220,23 @@ pub struct Request {
     pub evaluation: Option<Vec<Entry>>,
     /// Deferred-step attempts that had to be retried.
     pub attempts: i32,
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_a_plain_number_on_the_wire_and_a_type_of_its_own_in_the_code() {
+        assert_eq!(serde_json::to_string(&UserId(5)).expect("json"), "5");
+        assert_eq!(
+            serde_json::from_str::<ManagerId>("7").expect("json"),
+            ManagerId(7)
+        );
+        assert!(serde_json::from_str::<ManagerId>("\"7\"").is_err());
+        assert_eq!("12".parse::<RequestId>(), Ok(RequestId(12)));
+        assert!("twelve".parse::<RequestId>().is_err());
+        assert_eq!(ArtistId(3).to_string(), "3");
+        assert_eq!(ReleaseId(9).get(), 9);
+    }
 }

@@ -314,7 +314,7 @@ pub(crate) mod harness {
             self.label
                 .run_step(
                     &DeferredAction {
-                        request_id,
+                        request_id: label_service::domain::RequestId(request_id),
                         step,
                         attempt: 1,
                         enqueued_at: now,

@@ -15,7 +15,7 @@ use label_service::domain::evaluation::{Entry, Evaluation};
 use label_service::domain::request::{RequestType, Status};
 use label_service::domain::validation::{NewRelease, NewTrack};
 use label_service::domain::{
-    Artist, ArtistId, ManagerId, ReleaseStatus, Request, RequestId, Role, User, UserId,
+    Artist, ArtistId, ManagerId, ReleaseId, ReleaseStatus, Request, RequestId, Role, User, UserId,
 };
 use serde_json::json;
 use sqlx::Row;
@@ -124,7 +124,10 @@ async fn users_round_trip_and_emails_are_unique_whatever_their_case() {
     assert_eq!(ann.email, "Ann@Example.com");
     let bob = add_user(&mut uow, "Bob", Role::Admin).await;
     assert_eq!(uow.user(ann.id).await.expect("user"), Some(ann.clone()));
-    assert_eq!(uow.user(bob.id + 100).await.expect("user"), None);
+    assert_eq!(
+        uow.user(UserId(bob.id.get() + 100)).await.expect("user"),
+        None
+    );
     let credentials = uow
         .credentials("ann@EXAMPLE.com")
         .await
@@ -144,7 +147,7 @@ async fn users_round_trip_and_emails_are_unique_whatever_their_case() {
         .collect();
     assert_eq!(ids, vec![(ann.id, Role::Artist), (bob.id, Role::Admin)]);
     assert!(matches!(
-        uow.set_role(bob.id + 100, Role::Admin).await,
+        uow.set_role(UserId(bob.id.get() + 100), Role::Admin).await,
         Err(StoreError::Rejected(_))
     ));
     drop(uow);
@@ -201,7 +204,7 @@ async fn managers_come_with_their_artists() {
         .expect("manager_of_user");
     assert_eq!(by_user, Some(manager.clone()));
     assert_eq!(uow.manager_of_user(nova.user_id).await, Ok(None));
-    assert_eq!(uow.manager(ines + 100).await, Ok(None));
+    assert_eq!(uow.manager(ManagerId(ines.get() + 100)).await, Ok(None));
     let all = uow.managers().await.expect("managers");
     let summary: Vec<(ManagerId, Vec<ArtistId>)> =
         all.into_iter().map(|m| (m.id, m.artist_ids)).collect();
@@ -219,7 +222,8 @@ async fn managers_come_with_their_artists() {
     assert_eq!(uow.nickname_taken("NOVA band").await, Ok(true));
     assert_eq!(uow.nickname_taken("Nova").await, Ok(false));
     assert_eq!(
-        uow.existing_artists(&[echo.id, 9_999, nova.id]).await,
+        uow.existing_artists(&[echo.id, ArtistId(9_999), nova.id])
+            .await,
         Ok(vec![nova.id, echo.id])
     );
     uow.commit().await.expect("commit");
@@ -329,7 +333,10 @@ async fn a_release_round_trips_with_its_tracks_and_their_artists() {
         uow.release(release.id, true).await,
         Ok(Some(release.clone()))
     );
-    assert_eq!(uow.release(release.id + 100, false).await, Ok(None));
+    assert_eq!(
+        uow.release(ReleaseId(release.id.get() + 100), false).await,
+        Ok(None)
+    );
     assert_eq!(
         uow.track(release.tracks[0].id).await,
         Ok(Some(release.tracks[0].clone()))
@@ -373,7 +380,7 @@ async fn a_release_round_trips_with_its_tracks_and_their_artists() {
             &NewRelease {
                 title: "Ghosts".to_owned(),
                 date: None,
-                tracks: vec![track("Boo", vec![nova.id, 9_999])],
+                tracks: vec![track("Boo", vec![nova.id, ArtistId(9_999)])],
             },
         )
         .await;
@@ -530,7 +537,7 @@ async fn update_request_moves_only_from_the_expected_status() {
     assert_eq!(uow.count_attempt(request.id).await, Ok(1));
     assert_eq!(uow.count_attempt(request.id).await, Ok(2));
     assert!(matches!(
-        uow.count_attempt(request.id + 100).await,
+        uow.count_attempt(RequestId(request.id.get() + 100)).await,
         Err(StoreError::Rejected(_))
     ));
     drop(uow);

@@ -11,6 +11,7 @@ use chrono::{Duration, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use label_service::adapters::http::auth::Claims;
 use label_service::adapters::http::{AuthSettings, DEFAULT_JWT_SECRET, Tokens};
+use label_service::domain::UserId;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -44,10 +45,10 @@ async fn tokens_that_are_not_good_are_refused() {
         jwt_secret: SecretString::from("another-secret-that-is-long-enough-0123456"),
         ..AuthSettings::default()
     })
-    .issue(ann.user_id, Utc::now())
+    .issue(UserId(ann.user_id), Utc::now())
     .expect("token");
     let expired = Tokens::new(&auth_settings())
-        .issue(ann.user_id, Utc::now() - Duration::hours(25))
+        .issue(UserId(ann.user_id), Utc::now() - Duration::hours(25))
         .expect("token");
     // Ann's header and signature around Bo's claims: the payload was changed.
     let ann_parts: Vec<&str> = ann.token.split('.').collect();
@@ -67,7 +68,7 @@ async fn tokens_that_are_not_good_are_refused() {
     )
     .expect("token");
     let for_nobody = Tokens::new(&auth_settings())
-        .issue(987_654, Utc::now())
+        .issue(UserId(987_654), Utc::now())
         .expect("token");
 
     for (what, token, code) in [

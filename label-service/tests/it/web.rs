@@ -241,7 +241,7 @@ impl Web {
         self.label
             .run_step(
                 &DeferredAction {
-                    request_id,
+                    request_id: label_service::domain::RequestId(request_id),
                     step,
                     attempt: 1,
                     enqueued_at: now,
@@ -527,7 +527,7 @@ async fn hostile_text_is_escaped_on_every_page_that_shows_it() {
     assert!(users.text.contains("&lt;b&gt;Bold"), "{}", users.text);
     assert!(!users.text.contains("<b>Bold"), "{}", users.text);
 
-    web.run(sign.id, Step::AssignManager).await;
+    web.run(sign.id.get(), Step::AssignManager).await;
     assert_escaped(
         &web.get("/requests", Some(&manager_cookie)).await,
         "manager's requests",
@@ -792,7 +792,7 @@ async fn a_release_page_snapshot() {
         .apply_sign(&ann, "Ann & the <Band>", Utc::now())
         .await
         .expect("apply");
-    web.run(sign.id, Step::AssignManager).await;
+    web.run(sign.id.get(), Step::AssignManager).await;
     web.label
         .accept(&mo, sign.id, Utc::now())
         .await

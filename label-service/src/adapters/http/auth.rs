@@ -246,10 +246,10 @@ mod tests {
     #[test]
     fn a_token_names_its_user_until_it_expires() {
         let tokens = Tokens::new(&settings("a-secret-long-enough-for-hs256-keys!!"));
-        let token = tokens.issue(42, Utc::now()).expect("token");
-        assert_eq!(tokens.verify(&token), Ok(42));
+        let token = tokens.issue(UserId(42), Utc::now()).expect("token");
+        assert_eq!(tokens.verify(&token), Ok(UserId(42)));
         let old = tokens
-            .issue(42, Utc::now() - chrono::Duration::hours(25))
+            .issue(UserId(42), Utc::now() - chrono::Duration::hours(25))
             .expect("token");
         assert_eq!(tokens.verify(&old), Err(TokenError::Expired));
     }
@@ -258,7 +258,7 @@ mod tests {
     fn another_key_or_another_algorithm_is_refused() {
         let ours = Tokens::new(&settings("a-secret-long-enough-for-hs256-keys!!"));
         let theirs = Tokens::new(&settings("another-secret-long-enough-for-hs256"));
-        let token = theirs.issue(1, Utc::now()).expect("token");
+        let token = theirs.issue(UserId(1), Utc::now()).expect("token");
         assert!(matches!(ours.verify(&token), Err(TokenError::Invalid(_))));
         let claims = Claims {
             sub: "1".into(),

@@ -22,7 +22,9 @@ use crate::app::requests::RequestFilter;
 use crate::app::{Actor, AppError, PasswordHasher, Store};
 use crate::domain::request::{RequestType, Status};
 use crate::domain::validation::{NewRelease, NewTrack};
-use crate::domain::{ArtistId, Release, ReleaseStatus, Request, Role};
+use crate::domain::{
+    ArtistId, ManagerId, Release, ReleaseId, ReleaseStatus, Request, RequestId, Role, UserId,
+};
 
 type Fields = Vec<(String, String)>;
 type FormResult = Result<Form<Fields>, FormRejection>;
@@ -42,7 +44,7 @@ fn duration(seconds: i32) -> String {
     format!("{}:{:02}", seconds / 60, seconds % 60)
 }
 
-fn parse_id(text: &str, what: &str) -> Result<i64, AppError> {
+fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, AppError> {
     text.trim()
         .parse()
         .map_err(|_| AppError::bad_input(ErrorCode::BadId, format!("{what} must be a number")))
@@ -257,7 +259,7 @@ pub async fn logout<S: Store, P: PasswordHasher>(
 
 #[derive(Debug, Serialize)]
 struct ArtistView {
-    id: i64,
+    id: ArtistId,
     nickname: String,
     contract_due: NaiveDate,
     active: bool,
@@ -305,7 +307,7 @@ pub async fn profile<S: Store, P: PasswordHasher>(
 
 #[derive(Debug, Serialize)]
 struct RequestRow {
-    id: i64,
+    id: RequestId,
     kind: &'static str,
     status: &'static str,
     created: String,
@@ -317,7 +319,7 @@ struct RequestRow {
 
 #[derive(Debug, Serialize)]
 struct ReleaseOption {
-    id: i64,
+    id: ReleaseId,
     title: String,
 }
 
@@ -711,7 +713,7 @@ pub async fn decline<S: Store, P: PasswordHasher>(
 
 #[derive(Debug, Serialize)]
 struct ReleaseRow {
-    id: i64,
+    id: ReleaseId,
     title: String,
     created_on: NaiveDate,
     status: &'static str,
@@ -998,7 +1000,7 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
 
 #[derive(Debug, Serialize)]
 struct UserRow {
-    id: i64,
+    id: UserId,
     name: String,
     email: String,
     role: &'static str,
@@ -1008,8 +1010,8 @@ struct UserRow {
 
 #[derive(Debug, Serialize)]
 struct ManagerRow {
-    id: i64,
-    user_id: i64,
+    id: ManagerId,
+    user_id: UserId,
     name: String,
     artists: Vec<ArtistView>,
 }
@@ -1146,6 +1148,6 @@ mod tests {
         assert_eq!(release.title, "An album");
         assert_eq!(release.tracks.len(), 2);
         assert_eq!(release.tracks[0].duration_seconds, 60);
-        assert_eq!(release.tracks[1].artist_ids, vec![7, 9]);
+        assert_eq!(release.tracks[1].artist_ids, vec![ArtistId(7), ArtistId(9)]);
     }
 }

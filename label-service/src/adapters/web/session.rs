@@ -151,7 +151,7 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
         let sent = field(form, CSRF_FIELD).unwrap_or_default();
         if !same_origin(headers) || !self.csrf_matches("session", token, sent) {
             tracing::warn!(
-                user_id = session.actor.user.id,
+                user_id = session.actor.user.id.get(),
                 "a form without a good CSRF token"
             );
             return Err(self.csrf_refused(Some(&session)));
