@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use platform::testkit::{
     ServiceProcess, TestBroker, TestDatabase, eventually, free_port, http_get, unique,
-    workspace_binary, workspace_root,
+    sibling_binary, workspace_root,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -126,7 +126,7 @@ impl LabelProcess {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let process = ServiceProcess::spawn(
-            &workspace_binary("label-service"),
+            &sibling_binary("label-service"),
             "label-service",
             env,
             port,
@@ -160,7 +160,7 @@ impl LabelProcess {
 /// Runs the binary with these variables only (plus PATH) until it exits; its status and
 /// output. For the start-up checks, which fail before anything is contacted.
 pub fn run_binary(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(workspace_binary("label-service"));
+    let mut command = Command::new(sibling_binary("label-service"));
     command
         .current_dir(workspace_root())
         .env_clear()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use platform::kafka::{KafkaProducer, KafkaSettings, OutgoingRecord};
 use platform::testkit::{
     HttpAnswer, ServiceProcess as Process, TestBroker, TestDatabase, eventually, free_port,
-    http_get, workspace_binary,
+    http_get, sibling_binary,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -131,7 +131,7 @@ impl ServiceProcess {
             ("ORDERS__SHUTDOWN__DEADLINE", "10s"),
         ];
         Self(Process::spawn(
-            &workspace_binary("orders-service"),
+            &sibling_binary("orders-service"),
             "orders-service",
             env.iter().chain(extra_env).copied(),
             port,

@@ -71,26 +71,6 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A binary of this workspace, built beside the running test (`target/<profile>/<name>`):
-/// for tests of one crate that run another crate's binary, for which Cargo gives no
-/// `CARGO_BIN_EXE_*`. `cargo xtask test` (nextest over the workspace) builds them all.
-pub fn workspace_binary(name: &str) -> PathBuf {
-    let test = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = test
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("a test binary lives in target/<profile>/deps");
-    let binary = dir.join(name);
-    assert!(
-        binary.exists(),
-        "{} is not built: run the tests with `cargo xtask test` (or `cargo build --bin {name}` \
-         first)",
-        binary.display()
-    );
-    binary
-}
-
 /// A private broker on 127.0.0.1 with in-memory storage, killed when dropped.
 #[derive(Debug)]
 pub struct TestBroker {

@@ -53,21 +53,6 @@ pub struct ProduceError {
     pub source: KafkaError,
 }
 
-impl ProduceError {
-    /// Whether the same record could never be delivered as it is (too large, refused by the
-    /// topic's configuration). Everything else, broker outages included, may succeed later.
-    pub fn is_permanent(&self) -> bool {
-        matches!(
-            self.source.rdkafka_error_code(),
-            Some(
-                RDKafkaErrorCode::MessageSizeTooLarge
-                    | RDKafkaErrorCode::InvalidMessageSize
-                    | RDKafkaErrorCode::InvalidRecord
-                    | RDKafkaErrorCode::TopicAuthorizationFailed
-            )
-        )
-    }
-}
 
 /// An idempotent producer. Cheap to clone: clones share one librdkafka client (and its
 /// replacement, when a fatal error forced one).
