@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use platform::testkit::{
-    ServiceProcess, TestBroker, TestDatabase, eventually, free_port, http_get, unique,
-    sibling_binary, workspace_root,
+    ServiceProcess, TestBroker, TestDatabase, eventually, free_port, http_get, sibling_binary,
+    unique, workspace_root,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -125,12 +125,8 @@ impl LabelProcess {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let process = ServiceProcess::spawn(
-            &sibling_binary("label-service"),
-            "label-service",
-            env,
-            port,
-        );
+        let process =
+            ServiceProcess::spawn(&sibling_binary("label-service"), "label-service", env, port);
         process.wait_ready(Duration::from_secs(90)).await;
         let api = Api::new(process.address);
         Self { process, api }

@@ -53,7 +53,6 @@ pub struct ProduceError {
     pub source: KafkaError,
 }
 
-
 /// An idempotent producer. Cheap to clone: clones share one librdkafka client (and its
 /// replacement, when a fatal error forced one).
 #[derive(Clone)]
