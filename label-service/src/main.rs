@@ -114,7 +114,7 @@ async fn serve() -> anyhow::Result<()> {
 
     // Migrations first; then the first admin, the outbox relay and the consumer.
     let stop = service.stop_token();
-    let (schema_ready_tx, schema_ready) = tokio::sync::watch::channel(false);
+    let (schema_ready, schema_gate) = platform::shutdown::gate();
     let migrate_pool = pool.clone();
     let migrate_stop = stop.clone();
     let admin_label = label.clone();
@@ -123,29 +123,17 @@ async fn serve() -> anyhow::Result<()> {
         if migrations::apply_with_retry(&migrate_pool, Schema::Label, &migrate_stop).await? {
             ensure_admin(&admin_label, &admin, &migrate_stop).await?;
             migrated.set(true);
-            let _ = schema_ready_tx.send(true);
+            schema_ready.open();
         }
         migrate_stop.cancelled().await;
         Ok(())
     });
-    let relay_stop = stop.clone();
-    let mut relay_gate = schema_ready.clone();
-    service.spawn("outbox-relay", async move {
-        if wait_for(&mut relay_gate, &relay_stop).await {
-            relay.run(relay_stop).await
-        } else {
-            Ok(())
-        }
-    });
-    let consumer_stop = stop.clone();
-    let mut consumer_gate = schema_ready;
-    service.spawn("deferred-actions-consumer", async move {
-        if wait_for(&mut consumer_gate, &consumer_stop).await {
-            runner.run(consumer_stop).await
-        } else {
-            Ok(())
-        }
-    });
+    service.spawn_after("outbox-relay", &schema_gate, relay.run(stop.clone()));
+    service.spawn_after(
+        "deferred-actions-consumer",
+        &schema_gate,
+        runner.run(stop.clone()),
+    );
 
     service
         .serve_http(&settings.http, {
@@ -161,14 +149,6 @@ async fn serve() -> anyhow::Result<()> {
     service
         .run_until_stopped(deadline, platform::service::release(producer, pool))
         .await
-}
-
-/// Waits until the schema is ready; false when the service stops first.
-async fn wait_for(gate: &mut tokio::sync::watch::Receiver<bool>, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        ready = gate.wait_for(|ready| *ready) => ready.is_ok(),
-        () = stop.cancelled() => false,
-    }
 }
 
 /// Creates the configured first admin when no admin exists, trying again while the

@@ -97,36 +97,25 @@ async fn serve() -> anyhow::Result<()> {
     // Migrations first; then the warm-up and the consumer side by side. Reads during the
     // warm-up fall back to the database.
     let stop = service.stop_token();
-    let (schema_ready_tx, schema_ready) = tokio::sync::watch::channel(false);
+    let (schema_ready, schema_gate) = platform::shutdown::gate();
     let migrate_pool = pool.clone();
     let migrate_stop = stop.clone();
     service.spawn("migrations", async move {
         if migrations::apply_with_retry(&migrate_pool, Schema::Orders, &migrate_stop).await? {
             migrated.set(true);
-            let _ = schema_ready_tx.send(true);
+            schema_ready.open();
         }
         migrate_stop.cancelled().await;
         Ok(())
     });
-    let consumer_stop = stop.clone();
-    let mut consumer_gate = schema_ready.clone();
-    service.spawn("orders-consumer", async move {
-        if wait_for(&mut consumer_gate, &consumer_stop).await {
-            runner.run(consumer_stop).await
-        } else {
-            Ok(())
-        }
-    });
+    service.spawn_after("orders-consumer", &schema_gate, runner.run(stop.clone()));
     let warm_store = Arc::clone(&store);
     let warm_cache = Arc::clone(&cache);
     let warm_stop = stop.clone();
-    let mut warm_gate = schema_ready;
     let cache_settings = settings.cache.clone();
-    service.spawn("cache-warm-up", async move {
-        if wait_for(&mut warm_gate, &warm_stop).await {
-            warm_up_with_retry(&warm_store, &warm_cache, &cache_settings, &warm_stop).await;
-            warmed_up.set(true);
-        }
+    service.spawn_after("cache-warm-up", &schema_gate, async move {
+        warm_up_with_retry(&warm_store, &warm_cache, &cache_settings, &warm_stop).await;
+        warmed_up.set(true);
         warm_stop.cancelled().await;
         Ok(())
     });
@@ -145,14 +134,6 @@ async fn serve() -> anyhow::Result<()> {
     service
         .run_until_stopped(deadline, platform::service::release(producer, pool))
         .await
-}
-
-/// Waits until the schema is ready; false when the service stops first.
-async fn wait_for(gate: &mut tokio::sync::watch::Receiver<bool>, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        ready = gate.wait_for(|ready| *ready) => ready.is_ok(),
-        () = stop.cancelled() => false,
-    }
 }
 
 /// Warms the cache up, trying again with backoff while the database is unavailable.

@@ -19,7 +19,7 @@ use crate::http::{
     Health, HttpSettings, Problem, health_router, metrics_router, serve, with_standard_layers,
 };
 use crate::kafka::{KafkaProducer, KafkaReady};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Gate, Shutdown};
 use crate::telemetry::{self, Metrics, TelemetryGuard, TelemetrySettings};
 
 /// A running service process. Drop order matters: the telemetry guard goes last, so the
@@ -81,6 +81,23 @@ impl Service {
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         self.shutdown.spawn(name, task);
+    }
+
+    /// Like [`Service::spawn`], but `task` starts only once `gate` opens; when the service
+    /// stops first, it never starts.
+    pub fn spawn_after<F>(&self, name: &'static str, gate: &Gate, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let gate = gate.clone();
+        let stop = self.stop_token();
+        self.spawn(name, async move {
+            if gate.opened(&stop).await {
+                task.await
+            } else {
+                Ok(())
+            }
+        });
     }
 
     /// Makes `/readyz` depend on the database answering, and exports the pool's gauges.

@@ -297,6 +297,40 @@ impl Signals {
     }
 }
 
+/// A one-way signal that what later tasks need is in place (the schema is migrated, say).
+/// [`gate`] makes the pair; the opener is moved into the task that prepares, the [`Gate`]
+/// cloned into each task that waits.
+#[derive(Debug)]
+pub struct GateOpener(tokio::sync::watch::Sender<bool>);
+
+/// The waiting side of a [`gate`].
+#[derive(Debug, Clone)]
+pub struct Gate(tokio::sync::watch::Receiver<bool>);
+
+/// A closed gate and its opener.
+pub fn gate() -> (GateOpener, Gate) {
+    let (opener, gate) = tokio::sync::watch::channel(false);
+    (GateOpener(opener), Gate(gate))
+}
+
+impl GateOpener {
+    /// Opens the gate for every waiting task, and for those that wait later.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Gate {
+    /// Waits until the gate opens: `true`; `false` when `stop` is cancelled first or the
+    /// opener was dropped without opening it (its task failed, which stops the service).
+    pub async fn opened(mut self, stop: &CancellationToken) -> bool {
+        tokio::select! {
+            opened = self.0.wait_for(|open| *open) => opened.is_ok(),
+            () = stop.cancelled() => false,
+        }
+    }
+}
+
 /// Runs `attempt` until it succeeds or fails for good, waiting a jittered exponential
 /// backoff (200 ms doubling up to 10 s) after each failure `is_transient` accepts. Returns
 /// `None` when `stop` is cancelled first: start-up work (migrations, warm-up) that waits for

@@ -13,9 +13,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 
-use crate::domain::Request;
 use crate::domain::evaluation::{CANNOT_APPLY, Facts, evaluate};
 use crate::domain::request::{Event, Status, transition};
+use crate::domain::{Request, RequestId};
 
 use super::Label;
 use super::error::AppError;
@@ -129,21 +129,14 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             }
             return Ok(outcome);
         };
-        let moved = uow
-            .update_request(
-                request.id,
-                Status::New,
-                &RequestChange {
-                    status: Some(Status::OnApproval),
-                    manager_id: Some(manager),
-                    ..RequestChange::default()
-                },
-            )
-            .await?;
-        if moved.is_none() {
+        let change = RequestChange {
+            status: Some(Status::OnApproval),
+            manager_id: Some(manager),
+            ..RequestChange::default()
+        };
+        if !move_and_commit(uow, request.id, Status::New, &change).await? {
             return Ok(StepOutcome::Skipped("moved_on"));
         }
-        uow.commit().await?;
         tracing::info!(
             request_id = request.id.get(),
             manager_id = manager.get(),
@@ -253,21 +246,14 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
         let grade = evaluation.grade;
         transition(request.kind, request.status, &Event::FinishEvaluation)
             .map_err(|err| AppError::Internal(err.to_string()))?;
-        let moved = uow
-            .update_request(
-                request.id,
-                Status::Processing,
-                &RequestChange {
-                    status: Some(Status::OnApproval),
-                    evaluation: Some(evaluation),
-                    ..RequestChange::default()
-                },
-            )
-            .await?;
-        if moved.is_none() {
+        let change = RequestChange {
+            status: Some(Status::OnApproval),
+            evaluation: Some(evaluation),
+            ..RequestChange::default()
+        };
+        if !move_and_commit(uow, request.id, Status::Processing, &change).await? {
             return Ok(StepOutcome::Skipped("moved_on"));
         }
-        uow.commit().await?;
         tracing::info!(
             request_id = request.id.get(),
             grade,
@@ -352,21 +338,14 @@ impl<S: Store, P: PasswordHasher> Label<S, P> {
             uow.commit().await?;
             return Ok(StepOutcome::Skipped("not_due"));
         }
-        let moved = uow
-            .update_request(
-                request.id,
-                request.status,
-                &RequestChange {
-                    status: Some(step.to),
-                    description: step.description,
-                    ..RequestChange::default()
-                },
-            )
-            .await?;
-        if moved.is_none() {
+        let change = RequestChange {
+            status: Some(step.to),
+            description: step.description,
+            ..RequestChange::default()
+        };
+        if !move_and_commit(uow, request.id, request.status, &change).await? {
             return Ok(StepOutcome::Skipped("moved_on"));
         }
-        uow.commit().await?;
         tracing::info!(
             request_id = request.id.get(),
             kind = request.kind.as_str(),
@@ -389,4 +368,19 @@ fn fact<T>(result: Result<T, StoreError>) -> Result<Option<T>, AppError> {
             Ok(None)
         }
     }
+}
+
+/// Moves the request from `expected` with `change` and commits; `false`, with nothing
+/// written, when it had moved on already.
+async fn move_and_commit<U: UnitOfWork>(
+    mut uow: U,
+    id: RequestId,
+    expected: Status,
+    change: &RequestChange,
+) -> Result<bool, AppError> {
+    if uow.update_request(id, expected, change).await?.is_none() {
+        return Ok(false);
+    }
+    uow.commit().await?;
+    Ok(true)
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use platform::shutdown::{Shutdown, ShutdownError, ShutdownSettings};
+use tokio_util::sync::CancellationToken;
 
 const GENEROUS: Duration = Duration::from_secs(5);
 
@@ -186,4 +187,33 @@ fn deadline_defaults_to_25_seconds_and_parses_humantime() {
     );
     let settings: ShutdownSettings = serde_json::from_str(r#"{"deadline":"1m 5s"}"#).unwrap();
     assert_eq!(settings.deadline, Duration::from_secs(65));
+}
+
+#[tokio::test]
+async fn a_gate_lets_waiting_tasks_start_once_it_opens() {
+    let (opener, gate) = platform::shutdown::gate();
+    let stop = CancellationToken::new();
+    let waiting = tokio::spawn({
+        let (gate, stop) = (gate.clone(), stop.clone());
+        async move { gate.opened(&stop).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "the gate is still closed");
+    opener.open();
+    assert!(waiting.await.expect("task"), "opened");
+    // Late waiters pass at once.
+    assert!(gate.opened(&stop).await);
+}
+
+#[tokio::test]
+async fn a_gate_gives_up_when_the_service_stops_or_its_opener_is_dropped() {
+    let (opener, gate) = platform::shutdown::gate();
+    let stop = CancellationToken::new();
+    stop.cancel();
+    assert!(!gate.clone().opened(&stop).await, "stopped first");
+    drop(opener);
+    assert!(
+        !gate.opened(&CancellationToken::new()).await,
+        "never to open"
+    );
 }

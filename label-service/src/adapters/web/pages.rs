@@ -36,6 +36,22 @@ fn unreadable_form() -> AppError {
     )
 }
 
+impl<S: Store, P: PasswordHasher> WebState<S, P> {
+    /// A signed-in visitor's form post: their session and the fields. An unreadable form,
+    /// no session or a bad CSRF token gives the response to send instead.
+    async fn posted(
+        &self,
+        headers: &HeaderMap,
+        form: FormResult,
+    ) -> Result<(Session, Fields), Response> {
+        let Ok(Form(form)) = form else {
+            return Err(self.fail(&unreadable_form(), None));
+        };
+        let session = self.require_form(headers, &form).await?;
+        Ok((session, form))
+    }
+}
+
 fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
@@ -246,10 +262,7 @@ pub async fn logout<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
-    };
-    match state.require_form(&headers, &form).await {
+    match state.posted(&headers, form).await {
         Ok(_) => clear_session(Redirect::to("/login")),
         Err(response) => response,
     }
@@ -585,11 +598,8 @@ pub async fn apply_sign<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
-    };
-    let session = match state.require_form(&headers, &form).await {
-        Ok(session) => session,
+    let (session, form) = match state.posted(&headers, form).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     let nickname = field(&form, "nickname").unwrap_or_default();
@@ -612,11 +622,8 @@ pub async fn apply_publish<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
-    };
-    let session = match state.require_form(&headers, &form).await {
-        Ok(session) => session,
+    let (session, form) = match state.posted(&headers, form).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     let values = HashMap::from([
@@ -665,11 +672,8 @@ async fn decide<S: Store, P: PasswordHasher>(
     form: FormResult,
     accept: bool,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
-    };
-    let session = match state.require_form(&headers, &form).await {
-        Ok(session) => session,
+    let (session, _) = match state.posted(&headers, form).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     let id = match parse_id(&id, "a request id") {
@@ -905,11 +909,8 @@ pub async fn upload_release<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
-    };
-    let session = match state.require_form(&headers, &form).await {
-        Ok(session) => session,
+    let (session, form) = match state.posted(&headers, form).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     let uploaded = match release_from_form(&form) {
@@ -1048,11 +1049,8 @@ pub async fn appoint<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
-    };
-    let session = match state.require_form(&headers, &form).await {
-        Ok(session) => session,
+    let (session, form) = match state.posted(&headers, form).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
     let ids = form
