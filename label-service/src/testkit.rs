@@ -14,7 +14,6 @@ use platform::testkit::{
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 pub const SIGN: &str = "label.sign-requests";
 pub const PUBLISH: &str = "label.publish-requests";
@@ -29,7 +28,7 @@ pub struct LabelStack {
     pub broker: TestBroker,
     pub database_url: String,
     /// Drops the database when the stack goes.
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl LabelStack {
@@ -40,17 +39,13 @@ impl LabelStack {
         Self {
             broker,
             database_url: database.url.clone(),
-            _database: database,
+            database,
         }
     }
 
     /// A pool on the test database.
     pub async fn pool(&self) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(2)
-            .connect(&self.database_url)
-            .await
-            .expect("connect to the test database")
+        self.database.pool().await
     }
 
     /// Runs a scalar query on the test database.

@@ -11,7 +11,6 @@ use platform::testkit::{
     http_get, sibling_binary,
 };
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 pub use platform::testkit::with_database;
 
@@ -27,7 +26,7 @@ pub struct Stack {
     pub database: String,
     pub database_url: String,
     /// Drops the database when the stack goes.
-    _database: TestDatabase,
+    test_database: TestDatabase,
 }
 
 impl Stack {
@@ -39,7 +38,7 @@ impl Stack {
             broker,
             database: database.name.clone(),
             database_url: database.url.clone(),
-            _database: database,
+            test_database: database,
         }
     }
 
@@ -63,11 +62,7 @@ impl Stack {
 
     /// A pool on the test database.
     pub async fn pool(&self) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(2)
-            .connect(&self.database_url)
-            .await
-            .expect("connect to the test database")
+        self.test_database.pool().await
     }
 
     /// Orders stored so far (0 while the schema does not exist yet).

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use sqlx::Executor as _;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::kafka::{Header, KafkaSettings, TopicSpec, ensure_topics, headers_to_vec};
 
@@ -247,6 +247,17 @@ impl TestDatabase {
         admin.close().await;
         let url = with_database(&server, &name);
         Self { name, url }
+    }
+
+    /// A small pool (two connections) on this database.
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|err| {
+                panic!("cannot connect to the test database {}: {err}", self.name)
+            })
     }
 }
 
