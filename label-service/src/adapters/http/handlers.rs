@@ -13,7 +13,7 @@ use super::ApiState;
 use super::auth::CurrentActor;
 use super::errors::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientAddress};
-use super::openapi::ProblemDetails;
+use super::openapi::{MalformedJson, NoGoodToken, NotAnId, ProblemDetails};
 use crate::app::requests::{PAGE_DEFAULT, RequestFilter};
 use crate::app::{PasswordHasher, Store};
 use crate::domain::request::{RequestType, Status};
@@ -142,7 +142,7 @@ pub struct RequestPage {
     request_body = RegisterBody,
     responses(
         (status = 201, description = "Registered; a token", body = Session),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        MalformedJson,
         (status = 409, description = "The e-mail address is taken (`email_taken`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values, with `errors`", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -165,7 +165,7 @@ pub async fn register<S: Store, P: PasswordHasher>(
     request_body = LoginBody,
     responses(
         (status = 200, description = "A token", body = Session),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        MalformedJson,
         (status = 401, description = "Wrong e-mail address or password (`bad_credentials`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts for this address or e-mail (`rate_limited`, with `Retry-After`)", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -190,7 +190,7 @@ pub async fn login<S: Store, P: PasswordHasher>(
     get, path = "/api/v1/me", tag = "people", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
     )
 )]
 pub async fn me<S: Store, P: PasswordHasher>(
@@ -211,7 +211,7 @@ pub async fn me<S: Store, P: PasswordHasher>(
     get, path = "/api/v1/users", tag = "people", security(("bearer" = [])),
     responses(
         (status = 200, description = "The users, oldest first", body = Vec<User>),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
         (status = 403, description = "Not an admin", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -228,8 +228,8 @@ pub async fn list_users<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "User id")),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 404, description = "No such user, or not the caller's to see", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -246,7 +246,7 @@ pub async fn get_user<S: Store, P: PasswordHasher>(
     get, path = "/api/v1/managers", tag = "people", security(("bearer" = [])),
     responses(
         (status = 200, description = "The managers", body = Vec<Manager>),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
         (status = 403, description = "Not an admin", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -263,8 +263,8 @@ pub async fn list_managers<S: Store, P: PasswordHasher>(
     request_body = AppointBody,
     responses(
         (status = 201, description = "The new managers", body = Vec<Manager>),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        MalformedJson,
+        NoGoodToken,
         (status = 403, description = "Not an admin", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "An unknown user (`user_not_found`); nobody is appointed", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "A manager already, an artist or an admin; nobody is appointed", body = ProblemDetails, content_type = "application/problem+json"),
@@ -286,8 +286,8 @@ pub async fn appoint_managers<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Manager id")),
     responses(
         (status = 200, description = "The manager", body = Manager),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 404, description = "No such manager, or not the caller's to see", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -305,8 +305,8 @@ pub async fn get_manager<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Artist id")),
     responses(
         (status = 200, description = "The artist", body = Artist),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 404, description = "No such artist, or not the caller's to see", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -325,7 +325,7 @@ pub async fn get_artist<S: Store, P: PasswordHasher>(
     get, path = "/api/v1/releases", tag = "catalog", security(("bearer" = [])),
     responses(
         (status = 200, description = "The releases with their tracks", body = Vec<Release>),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
         (status = 403, description = "Neither an artist nor a manager", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -342,8 +342,8 @@ pub async fn list_releases<S: Store, P: PasswordHasher>(
     request_body = NewRelease,
     responses(
         (status = 201, description = "The release, `Unpublished`", body = Release),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        MalformedJson,
+        NoGoodToken,
         (status = 403, description = "Not an artist", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values or unknown artists, with `errors`", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -364,8 +364,8 @@ pub async fn upload_release<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Release id")),
     responses(
         (status = 200, description = "The release", body = Release),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 404, description = "No such release, or not the caller's to see", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -383,8 +383,8 @@ pub async fn get_release<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Track id")),
     responses(
         (status = 200, description = "The track", body = Track),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 404, description = "No such track, or not the caller's to see", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -401,7 +401,7 @@ pub async fn get_track<S: Store, P: PasswordHasher>(
     get, path = "/api/v1/publications", tag = "catalog", security(("bearer" = [])),
     responses(
         (status = 200, description = "The publications", body = Vec<Publication>),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
         (status = 403, description = "Neither an artist nor a manager", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -422,7 +422,7 @@ pub async fn list_publications<S: Store, P: PasswordHasher>(
     responses(
         (status = 200, description = "A page of requests", body = RequestPage),
         (status = 400, description = "An unknown status or type, or a bad limit", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
         (status = 403, description = "An admin (requests are seen by applicants and managers)", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -452,8 +452,8 @@ pub async fn list_requests<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Request id")),
     responses(
         (status = 200, description = "The request", body = Request),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 404, description = "No such request, or not the caller's to see", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -471,8 +471,8 @@ pub async fn get_request<S: Store, P: PasswordHasher>(
     request_body = SignBody,
     responses(
         (status = 201, description = "The request, `New`", body = Request),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        MalformedJson,
+        NoGoodToken,
         (status = 403, description = "Not a non-member", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "The nickname is taken, or a sign request is open", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "An invalid nickname", body = ProblemDetails, content_type = "application/problem+json"),
@@ -498,7 +498,7 @@ pub async fn apply_sign<S: Store, P: PasswordHasher>(
     responses(
         (status = 201, description = "The request, `New`", body = Request),
         (status = 400, description = "Malformed JSON, or the contract ends before the date (`contract_ends_before`)", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NoGoodToken,
         (status = 403, description = "Not an artist, or not the release's owner", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such release", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "Published already, or a publish request is open", body = ProblemDetails, content_type = "application/problem+json"),
@@ -523,8 +523,8 @@ pub async fn apply_publish<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Request id")),
     responses(
         (status = 200, description = "The request, `Closed`", body = Request),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 403, description = "Not a manager", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such request, or not assigned to the caller", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`Not ready` (not yet on approval), `Already closed`, or the date has passed", body = ProblemDetails, content_type = "application/problem+json"),
@@ -544,8 +544,8 @@ pub async fn accept<S: Store, P: PasswordHasher>(
     params(("id" = i64, Path, description = "Request id")),
     responses(
         (status = 200, description = "The request, `Closed`", body = Request),
-        (status = 400, description = "Not an id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No good token", body = ProblemDetails, content_type = "application/problem+json"),
+        NotAnId,
+        NoGoodToken,
         (status = 403, description = "Not a manager", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such request, or not assigned to the caller", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`Already closed`", body = ProblemDetails, content_type = "application/problem+json"),

@@ -3,6 +3,7 @@
 //! and a viewer at `/docs` that loads nothing from the network (its script renders the
 //! document with DOM text APIs under a strict content security policy).
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -11,10 +12,56 @@ use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::handlers;
 use crate::domain::validation::FieldError;
+
+/// One problem response, its body a reference to [`ProblemDetails`].
+fn problem_response(
+    status: &str,
+    description: &str,
+) -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ProblemDetails")))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", content)
+        .build();
+    BTreeMap::from([(status.to_owned(), RefOr::T(response))])
+}
+
+/// The 401 of every route behind a token (`responses(NoGoodToken, ...)`).
+#[derive(Debug)]
+pub struct NoGoodToken;
+
+impl IntoResponses for NoGoodToken {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        problem_response("401", "No good token")
+    }
+}
+
+/// The 400 of a route whose path holds an id.
+#[derive(Debug)]
+pub struct NotAnId;
+
+impl IntoResponses for NotAnId {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        problem_response("400", "Not an id")
+    }
+}
+
+/// The 400 of a route that reads a JSON body.
+#[derive(Debug)]
+pub struct MalformedJson;
+
+impl IntoResponses for MalformedJson {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        problem_response("400", "Malformed JSON")
+    }
+}
 
 /// RFC 9457 problem details, as every error is answered (`application/problem+json`).
 #[derive(Debug, Serialize, ToSchema)]
