@@ -843,31 +843,22 @@ fn parse_duration(text: &str) -> Option<i32> {
 /// The release of the upload form: the n-th value of each track field makes the n-th
 /// track; rows left wholly empty are skipped.
 fn release_from_form(form: &[(String, String)]) -> Result<NewRelease, AppError> {
-    let column = |name: &str| -> Vec<&str> {
-        form.iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .collect()
-    };
-    let titles = column("track_title");
-    let durations = column("track_duration");
-    let genres = column("track_genre");
-    let kinds = column("track_type");
-    let artists = column("track_artists");
     let mut tracks = Vec::new();
-    for (index, title) in titles.iter().copied().enumerate() {
-        let duration_text = durations.get(index).copied().unwrap_or_default();
-        let genre = genres.get(index).copied().unwrap_or_default();
-        let kind = kinds.get(index).copied().unwrap_or_default();
-        let others = artists.get(index).copied().unwrap_or_default();
-        if [title, duration_text, genre, kind, others]
-            .iter()
-            .all(|v| v.trim().is_empty())
+    for (index, row) in track_rows(form).into_iter().enumerate() {
+        if [
+            &row.title,
+            &row.duration,
+            &row.genre,
+            &row.kind,
+            &row.artists,
+        ]
+        .iter()
+        .all(|v| v.trim().is_empty())
         {
             continue;
         }
         let number = index + 1;
-        let duration_seconds = parse_duration(duration_text).ok_or_else(|| {
+        let duration_seconds = parse_duration(&row.duration).ok_or_else(|| {
             AppError::bad_input(
                 ErrorCode::BadDuration,
                 format!(
@@ -875,16 +866,17 @@ fn release_from_form(form: &[(String, String)]) -> Result<NewRelease, AppError> 
                 ),
             )
         })?;
-        let artist_ids = others
+        let artist_ids = row
+            .artists
             .split([',', ' '])
             .filter(|id| !id.trim().is_empty())
             .map(|id| parse_id(id, &format!("track {number}: an artist id")))
             .collect::<Result<Vec<_>, _>>()?;
         tracks.push(NewTrack {
-            title: title.to_owned(),
+            title: row.title,
             duration_seconds,
-            genre: genre.to_owned(),
-            kind: kind.to_owned(),
+            genre: row.genre,
+            kind: row.kind,
             artist_ids,
         });
     }
@@ -930,13 +922,43 @@ pub async fn upload_release<S: Store, P: PasswordHasher>(
 }
 
 /// One track row of the upload form, as typed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct TrackInput {
     title: String,
     duration: String,
     genre: String,
     kind: String,
     artists: String,
+}
+
+/// The track rows of the upload form: the n-th value of each track field makes the n-th
+/// row (a row has as many as there are titles; a missing cell is empty).
+fn track_rows(form: &[(String, String)]) -> Vec<TrackInput> {
+    let column = |name: &str| -> Vec<&str> {
+        form.iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    };
+    let (durations, genres, kinds, artists) = (
+        column("track_duration"),
+        column("track_genre"),
+        column("track_type"),
+        column("track_artists"),
+    );
+    let cell =
+        |values: &[&str], index: usize| values.get(index).copied().unwrap_or_default().to_owned();
+    column("track_title")
+        .into_iter()
+        .enumerate()
+        .map(|(index, title)| TrackInput {
+            title: title.to_owned(),
+            duration: cell(&durations, index),
+            genre: cell(&genres, index),
+            kind: cell(&kinds, index),
+            artists: cell(&artists, index),
+        })
+        .collect()
 }
 
 impl<S: Store, P: PasswordHasher> WebState<S, P> {
@@ -947,35 +969,9 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
         refused: Option<&AppError>,
         form: &[(String, String)],
     ) -> Response {
-        let column = |name: &str| -> Vec<String> {
-            form.iter()
-                .filter(|(key, _)| key == name)
-                .map(|(_, value)| value.clone())
-                .collect()
-        };
-        let titles = column("track_title");
-        let durations = column("track_duration");
-        let genres = column("track_genre");
-        let kinds = column("track_type");
-        let artists = column("track_artists");
-        let cell = |values: &[String], index: usize| values.get(index).cloned().unwrap_or_default();
-        let mut tracks: Vec<TrackInput> = (0..titles.len())
-            .map(|i| TrackInput {
-                title: cell(&titles, i),
-                duration: cell(&durations, i),
-                genre: cell(&genres, i),
-                kind: cell(&kinds, i),
-                artists: cell(&artists, i),
-            })
-            .collect();
+        let mut tracks = track_rows(form);
         if tracks.is_empty() {
-            tracks.push(TrackInput {
-                title: String::new(),
-                duration: String::new(),
-                genre: String::new(),
-                kind: String::new(),
-                artists: String::new(),
-            });
+            tracks.push(TrackInput::default());
         }
         let (status, error, fields) = match refused {
             Some(err) => (error_status(err), Some(err.to_string()), field_lines(err)),
