@@ -31,8 +31,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::support::{
-    Proc, clock_ticks, cpu_seconds, free_port, note, quantile, start_broker, step, workspace_root,
-    write_section,
+    Proc, clock_ticks, cpu_seconds, free_port, note, quantile, start_broker, step, with_database,
+    workspace_root, write_section,
 };
 
 const BENCH_DB: &str = "label_bench";
@@ -52,7 +52,7 @@ const RECOVERY_TARGET_S: f64 = 5.0;
 /// Flags of `bench label`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A short smoke run; its results go to target/bench/label-quick.md, never to the docs.
+    /// A short smoke run; its results go to target/bench/label/label-quick.md, never to the docs.
     #[arg(long)]
     quick: bool,
     /// The label-service binary to measure (a release build).
@@ -852,44 +852,5 @@ fn limits(latency: &Latency, recovery: &Recovery) -> String {
         String::new()
     } else {
         format!("\n#### What limits it\n{out}")
-    }
-}
-
-/// `url` with its database replaced by `db`.
-fn with_database(url: &str, db: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").context("DATABASE_URL has no scheme")? + 3;
-    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
-    let host_part = path_start.map_or(base, |i| &base[..i]);
-    let mut out = format!("{host_part}/{db}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_database_of_a_url_is_replaced() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x").expect("url"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "x").expect("url"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h:1", "x").expect("url"),
-            "postgres://h:1/x"
-        );
-        assert!(with_database("nothing", "x").is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! `bench`: the services' benchmarks that drive real binaries over HTTP. `cargo xtask bench
-//! label` builds the release binaries and runs `bench label`. A benchmark measures and
-//! reports; it fails only when a step cannot be carried out, never because a target is
-//! missed, and every load it makes is bounded in count and time.
+//! orders` and `cargo xtask bench label` build the release binaries and run `bench orders`
+//! and `bench label`. A benchmark measures and reports; it fails only when a step cannot be
+//! carried out, never because a target is missed, and every load it makes is bounded in
+//! count and time.
 
 mod label;
+mod orders;
 mod support;
 
 use std::process::ExitCode;
@@ -20,6 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The orders-service against nginx, COPY and a bare SELECT: HTTP, ingest, warm-up,
+    /// memory.
+    Orders(orders::Args),
     /// The label-service: deferred-step latency, API throughput, recovery after a crash.
     Label(label::Args),
 }
@@ -27,14 +32,16 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // On Ctrl-C or SIGTERM the run is dropped: every process it started is killed with it.
-    let result = tokio::select! {
-        result = async {
-            match cli.command {
-                Command::Label(args) => label::run(args).await,
-            }
-        } => result,
-        () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    let result = match cli.command {
+        // It stops on Ctrl-C or SIGTERM itself, to stop its processes and drop its
+        // databases before it returns.
+        Command::Orders(args) => orders::run(args).await,
+        // On Ctrl-C or SIGTERM the run is dropped: every process it started is killed with
+        // it.
+        Command::Label(args) => tokio::select! {
+            result = label::run(args) => result,
+            () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,7 +53,7 @@ async fn main() -> ExitCode {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
+pub async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),

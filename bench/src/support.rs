@@ -1,14 +1,15 @@
 //! What every benchmark needs: child processes that die with the benchmark, free ports, a
-//! private broker, CPU time of a process, percentiles, and the results section of
-//! `docs/benchmarks.md`. No measurement logic here.
+//! private broker, CPU time of a process, percentiles, database URLs, command lines for
+//! printing, and the results section of `docs/benchmarks.md`. No measurement logic here.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 
 /// Prints a step, as xtask does.
 pub fn step(message: impl AsRef<str>) {
@@ -30,6 +31,8 @@ pub fn free_port() -> Result<u16> {
 #[derive(Debug)]
 pub struct Proc {
     child: Child,
+    name: String,
+    log: PathBuf,
 }
 
 impl Proc {
@@ -43,11 +46,30 @@ impl Proc {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        Ok(Self { child })
+        Ok(Self {
+            child,
+            name: name.to_owned(),
+            log: log.to_path_buf(),
+        })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The name it was started under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its log file (stdout and stderr).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Its exit status once it has exited.
+    pub fn status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`) to the process.
@@ -67,19 +89,21 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    /// SIGTERM, then SIGKILL after `grace`; waits for it.
-    pub fn stop(mut self, grace: Duration) {
+    /// SIGTERM, then SIGKILL after `grace`; waits for it. Returns its exit status when it
+    /// exited within `grace`, None when it had to be killed.
+    pub fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
         let _ = self.signal("CONT");
         let _ = self.signal("TERM");
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if self.exited() {
-                return;
+            if let Some(status) = self.status() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 
     /// SIGKILL at once, as a crash would.
@@ -200,10 +224,95 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// `path` relative to the workspace root when it lies under it, for printing.
+pub fn rel(path: &Path) -> String {
+    let root = workspace_root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The command line of `cmd`, shell-quoted where needed, for printing.
+pub fn display(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote(word: &OsStr) -> String {
+    let word = word.to_string_lossy();
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+    if plain {
+        word.into_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// The last `lines` lines of a log file, indented, for error messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..]
+                .iter()
+                .map(|line| format!("    | {line}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Err(err) => format!("    (could not read {}: {err})", path.display()),
+    }
+}
+
+/// A PostgreSQL URL with its database replaced by `db` (a `dbname=` parameter is dropped).
+pub fn with_database(url: &str, db: &str) -> Result<String> {
+    let mut parsed = reqwest::Url::parse(url).context("DATABASE_URL is not a URL")?;
+    ensure!(
+        matches!(parsed.scheme(), "postgres" | "postgresql"),
+        "not a postgres:// URL: {}",
+        redact(url)
+    );
+    parsed.set_path(&format!("/{db}"));
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key != "dbname")
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok(parsed.to_string())
+}
+
+/// `url` with its password, if any, replaced by `***`, for printing.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
 /// Replaces the section between `<!-- {name}:begin -->` and `<!-- {name}:end -->` of the
 /// file at `path` with `section`, appending it under `heading` when the markers are missing.
 pub fn write_section(path: &Path, name: &str, heading: &str, section: &str) -> Result<()> {
-    let old = fs::read_to_string(path).unwrap_or_default();
+    let old = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
     let begin = format!("<!-- {name}:begin -->");
     let end = format!("<!-- {name}:end -->");
     let block = format!("{begin}\n\n{}\n\n{end}", section.trim());
@@ -231,6 +340,54 @@ mod tests {
         assert_eq!(quantile(&values, 1.0), 100.0);
         assert_eq!(quantile(&values, 0.0), 1.0);
         assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn the_database_of_a_url_is_replaced() {
+        let replaced = |url: &str, db: &str| with_database(url, db).ok();
+        assert_eq!(
+            replaced(
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "orders_bench"
+            )
+            .as_deref(),
+            Some("postgres://postgres@127.0.0.1:5432/orders_bench")
+        );
+        assert_eq!(
+            replaced("postgresql://u:p@h:1/app?sslmode=disable&dbname=x", "b").as_deref(),
+            Some("postgresql://u:p@h:1/b?sslmode=disable")
+        );
+        assert_eq!(
+            replaced("postgres://u:p@h/db?sslmode=disable", "x").as_deref(),
+            Some("postgres://u:p@h/x?sslmode=disable")
+        );
+        assert_eq!(
+            replaced("postgres://h", "b").as_deref(),
+            Some("postgres://h/b")
+        );
+        assert_eq!(
+            replaced("postgres://h:1?dbname=a", "b").as_deref(),
+            Some("postgres://h:1/b")
+        );
+        assert!(with_database("mysql://h/db", "b").is_err());
+        assert!(with_database("nothing", "x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db?sslmode=disable"),
+            "postgres://u:***@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("nothing"), "(unparsable URL)");
+    }
+
+    #[test]
+    fn command_lines_are_quoted_only_where_needed() {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-c", "SELECT 1", "it's", "", "-At"]);
+        assert_eq!(display(&cmd), r"psql -c 'SELECT 1' 'it'\''s' '' -At");
     }
 
     #[test]

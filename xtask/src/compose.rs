@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
+use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::stack::Layout;
 use crate::sys;
@@ -75,7 +76,7 @@ pub fn check(layout: &Layout) -> Result<()> {
     problems.extend(
         lint_compose(&compose)
             .into_iter()
-            .map(|p| format!("{}:{p}", layout.rel(&compose_path))),
+            .map(|p| format!("{}: {p}", layout.rel(&compose_path))),
     );
     let ignore_path = layout.root.join(".dockerignore");
     let ignore = fs::read_to_string(&ignore_path).unwrap_or_default();
@@ -459,146 +460,108 @@ fn is_root(user: &str) -> bool {
     name == "root" || name == "0" || name.is_empty()
 }
 
-/// One service of a compose file, as far as the lint needs it.
-#[derive(Debug, Default)]
-struct Service {
-    name: String,
-    line: usize,
-    keys: BTreeSet<String>,
-    image: Option<(usize, String)>,
-    one_shot: bool,
+/// A scalar of a compose file as text (`restart: no`, `image: x:1`, a number or a boolean).
+fn scalar(node: &Yaml) -> Option<String> {
+    match node {
+        Yaml::String(text) | Yaml::Real(text) => Some(text.clone()),
+        Yaml::Integer(number) => Some(number.to_string()),
+        Yaml::Boolean(flag) => Some(flag.to_string()),
+        _ => None,
+    }
 }
 
-/// The compose file's rule violations, each as `LINE: message`. It reads the file's
-/// structure by indentation (two spaces per level, as `deploy/compose.yaml` is written);
-/// the compose client validates the YAML itself.
+/// The compose file's rule violations, each as `service `name`: message`. The file is
+/// read with a YAML parser; the compose client validates it against the compose schema
+/// afterwards, so this only checks the house rules.
 pub fn lint_compose(text: &str) -> Vec<String> {
+    let documents = match YamlLoader::load_from_str(text) {
+        Ok(documents) => documents,
+        Err(e) => return vec![format!("not valid YAML: {e}")],
+    };
+    let Some(services) = documents
+        .first()
+        .and_then(|document| document["services"].as_hash())
+        .filter(|services| !services.is_empty())
+    else {
+        return vec!["no services found under `services:`".to_owned()];
+    };
+    let names: BTreeSet<String> = services.keys().filter_map(scalar).collect();
     let mut problems = Vec::new();
-    let mut services: Vec<Service> = Vec::new();
-    let mut in_services = false;
-    // (line of the entry, service, dependency, has a condition)
-    let mut dependencies: Vec<(usize, String, String, bool)> = Vec::new();
-    let mut section = String::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let content = raw.trim_end();
-        let trimmed = content.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+    for (name, service) in services {
+        let name = scalar(name).unwrap_or_default();
+        let mut problem = |message: String| problems.push(format!("service `{name}`: {message}"));
+        if !service.is_hash() {
+            problem("is not a mapping".to_owned());
             continue;
         }
-        let indent = content.len() - trimmed.len();
-        if indent == 0 {
-            in_services = trimmed.starts_with("services:");
-            continue;
-        }
-        if !in_services {
-            continue;
-        }
-        let key = trimmed
-            .split_once(':')
-            .map(|(k, _)| k.trim().trim_matches('"').to_owned());
-        let value = trimmed
-            .split_once(':')
-            .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-            .unwrap_or_default();
-        match indent {
-            2 => services.push(Service {
-                name: key.unwrap_or_default(),
-                line,
-                ..Service::default()
-            }),
-            4 => {
-                let Some(service) = services.last_mut() else {
-                    continue;
-                };
-                let key = key.unwrap_or_default();
-                match key.as_str() {
-                    "image" => service.image = Some((line, value.clone())),
-                    "restart" => service.one_shot = value == "no",
-                    _ => {}
-                }
-                section.clone_from(&key);
-                service.keys.insert(key);
-            }
-            6 if section == "depends_on" => {
-                let Some(service) = services.last() else {
-                    continue;
-                };
-                match trimmed.strip_prefix("- ") {
-                    Some(dependency) => problems.push(format!(
-                        "{line}: {} depends on {} without a condition; use the long form \
-                         with `condition:`",
-                        service.name,
-                        dependency.trim()
-                    )),
-                    None => dependencies.push((
-                        line,
-                        service.name.clone(),
-                        key.unwrap_or_default(),
-                        false,
-                    )),
+        match scalar(&service["image"]) {
+            Some(image) => {
+                if let Some(pin) = image_pin_problem(&image) {
+                    problem(format!("uses {pin}"));
                 }
             }
-            6 if section == "environment" => {
-                let Some(service) = services.last() else {
-                    continue;
-                };
-                let (name, value) = match trimmed.strip_prefix("- ") {
-                    Some(item) => match item.split_once('=') {
-                        Some((n, v)) => (n.to_owned(), v.to_owned()),
-                        None => (item.to_owned(), String::new()),
-                    },
-                    None => (key.unwrap_or_default(), value),
-                };
-                if is_secret_name(&name) && !(value.starts_with("${") && value.contains(":?")) {
-                    problems.push(format!(
-                        "{line}: {}'s {name} is a secret: take it from the env file as \
-                         ${{VAR:?message}}, with no literal or default",
-                        service.name
+            None if service["build"].is_badvalue() => {
+                problem("has neither image nor build".to_owned());
+            }
+            None => {}
+        }
+        let one_shot = scalar(&service["restart"]).is_some_and(|restart| restart == "no");
+        if !one_shot && service["healthcheck"].is_badvalue() {
+            problem(
+                "has no healthcheck (only one-shot jobs, `restart: \"no\"`, may omit it)"
+                    .to_owned(),
+            );
+        }
+        match &service["depends_on"] {
+            Yaml::Array(list) => {
+                for dependency in list {
+                    problem(format!(
+                        "depends on {} without a condition; use the long form with \
+                         `condition:`",
+                        scalar(dependency).unwrap_or_default()
                     ));
                 }
             }
-            8 if section == "depends_on" && trimmed.starts_with("condition:") => {
-                if let Some(last) = dependencies.last_mut() {
-                    last.3 = true;
+            Yaml::Hash(map) => {
+                for (dependency, details) in map {
+                    let dependency = scalar(dependency).unwrap_or_default();
+                    if scalar(&details["condition"]).is_none() {
+                        problem(format!("depends on {dependency} without a condition"));
+                    }
+                    if !names.contains(&dependency) {
+                        problem(format!("depends on {dependency}, which is not a service"));
+                    }
                 }
             }
             _ => {}
         }
-    }
-    if services.is_empty() {
-        problems.push("1: no services found under `services:`".to_owned());
-    }
-    for (line, service, dependency, has_condition) in &dependencies {
-        if !has_condition {
-            problems.push(format!(
-                "{line}: {service} depends on {dependency} without a condition"
-            ));
-        }
-        if !services.iter().any(|s| &s.name == dependency) {
-            problems.push(format!(
-                "{line}: {service} depends on {dependency}, which is not a service"
-            ));
-        }
-    }
-    for service in &services {
-        match &service.image {
-            Some((line, image)) => {
-                if let Some(problem) = image_pin_problem(image) {
-                    problems.push(format!("{line}: {} uses {problem}", service.name));
-                }
+        let environment: Vec<(String, String)> = match &service["environment"] {
+            Yaml::Hash(map) => map
+                .iter()
+                .map(|(key, value)| {
+                    (
+                        scalar(key).unwrap_or_default(),
+                        scalar(value).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            Yaml::Array(list) => list
+                .iter()
+                .filter_map(scalar)
+                .map(|item| match item.split_once('=') {
+                    Some((key, value)) => (key.to_owned(), value.to_owned()),
+                    None => (item, String::new()),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (variable, value) in environment {
+            if is_secret_name(&variable) && !(value.starts_with("${") && value.contains(":?")) {
+                problem(format!(
+                    "{variable} is a secret: take it from the env file as ${{VAR:?message}}, \
+                     with no literal or default"
+                ));
             }
-            None if !service.keys.contains("build") => problems.push(format!(
-                "{}: {} has neither image nor build",
-                service.line, service.name
-            )),
-            None => {}
-        }
-        if !service.one_shot && !service.keys.contains("healthcheck") {
-            problems.push(format!(
-                "{}: {} has no healthcheck (only one-shot jobs, `restart: \"no\"`, may omit it)",
-                service.line, service.name
-            ));
         }
     }
     problems
@@ -882,9 +845,22 @@ volumes:
             ),
             ("postgres:15.13", "postgres", "no tag"),
             (
-                "      db:\n        condition: service_healthy\n",
-                "      - db\n",
-                "without a condition",
+                "    depends_on:\n      db:\n        condition: service_healthy\n      init:\n        \
+                 condition: service_completed_successfully\n",
+                "    depends_on:\n      - db\n      - init\n",
+                "depends on db without a condition; use the long form",
+            ),
+            ("    restart: \"no\"\n", "", "`init`: has no healthcheck"),
+            (
+                "  app:\n    build:\n      context: ..\n",
+                "  app:\n",
+                "neither image nor build",
+            ),
+            ("services:\n", "services: [\n", "not valid YAML"),
+            (
+                "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set it}",
+                "- POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-x}",
+                "POSTGRES_PASSWORD is a secret",
             ),
             (
                 "        condition: service_completed_successfully\n",
@@ -894,7 +870,7 @@ volumes:
             (
                 "    healthcheck:\n      test: [\"CMD\", \"true\"]\n",
                 "",
-                "app has no healthcheck",
+                "`app`: has no healthcheck",
             ),
             (
                 "${POSTGRES_PASSWORD:?set it}",

@@ -1,46 +1,34 @@
-//! The `target/stack/env` file: `KEY=VALUE` lines that `stack up` writes and
-//! `test`/`demo` export to their children. Pure parsing and rendering only;
-//! reading and writing the file is done by the callers.
+//! The `target/stack/env` file: `KEY='VALUE'` lines that `stack up` writes and `test`,
+//! `demo` and `bench` export to their children (and a shell can source with `set -a`).
+//! Reading is `dotenvy`'s; writing quotes every value in single quotes, which both a POSIX
+//! shell and dotenv read literally (no `$` expansion, no escapes).
 
 use std::fmt::Write as _;
 
-/// Parses `KEY=VALUE` lines. Blank lines and `#` comments are skipped, an
-/// optional `export ` prefix is accepted, and a value wrapped in matching
-/// single or double quotes is unwrapped (no escape processing).
+/// Parses a dotenv text (comments, `export`, quotes as dotenv reads them).
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut vars = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(format!(
-                "line {}: expected KEY=VALUE, got {raw:?}",
-                index + 1
-            ));
-        };
-        let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("line {}: invalid variable name {key:?}", index + 1));
-        }
-        vars.push((key.to_owned(), unquote(value.trim()).to_owned()));
-    }
-    Ok(vars)
+    dotenvy::from_read_iter(text.as_bytes())
+        .map(|item| item.map_err(|e| e.to_string()))
+        .collect()
 }
 
-/// Renders variables as `KEY=VALUE` lines under a comment header, in the
-/// given order, so that the file is stable across runs.
-pub fn render(header: &str, vars: &[(String, String)]) -> String {
+/// Renders variables as `KEY='VALUE'` lines under a comment header, in the given order, so
+/// that the file is stable across runs. A value holding a single quote or a line break
+/// cannot be written literally and is refused.
+pub fn render(header: &str, vars: &[(String, String)]) -> Result<String, String> {
     let mut out = String::new();
     for line in header.lines() {
         let _ = writeln!(out, "# {line}");
     }
     for (key, value) in vars {
-        let _ = writeln!(out, "{key}={value}");
+        if value.contains(['\'', '\n', '\r']) {
+            return Err(format!(
+                "{key}: a value with a single quote or a line break cannot be written"
+            ));
+        }
+        let _ = writeln!(out, "{key}='{value}'");
     }
-    out
+    Ok(out)
 }
 
 /// Looks a key up; the last assignment wins, as in a shell.
@@ -49,15 +37,6 @@ pub fn get<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .rev()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
-}
-
-fn unquote(value: &str) -> &str {
-    for quote in ['"', '\''] {
-        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-            return &value[1..value.len() - 1];
-        }
-    }
-    value
 }
 
 #[cfg(test)]
@@ -73,7 +52,7 @@ mod tests {
     #[test]
     fn parses_lines_comments_quotes_and_export() {
         let text = "# header\n\nDATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres\n\
-                    export KAFKA_BROKERS = 127.0.0.1:9092\nQUOTED=\"a b\"\nSINGLE='x=y'\nEMPTY=\r\n";
+                    export KAFKA_BROKERS=127.0.0.1:9092\nQUOTED=\"a b\"\nSINGLE='x=y'\nEMPTY=\n";
         assert_eq!(
             parse(text),
             Ok(pairs(&[
@@ -90,28 +69,35 @@ mod tests {
     }
 
     #[test]
-    fn value_keeps_everything_after_the_first_equals_sign() {
-        assert_eq!(
-            parse("URL=postgres://u@h/db?options=-c%20a=b"),
-            Ok(pairs(&[("URL", "postgres://u@h/db?options=-c%20a=b")]))
-        );
+    fn rejects_lines_without_equals() {
+        assert!(parse("OK=1\nJUST A WORD").is_err());
     }
 
     #[test]
-    fn rejects_lines_without_equals_and_bad_names() {
-        assert!(parse("JUST_A_WORD").is_err_and(|e| e.contains("line 1")));
-        assert!(parse("OK=1\nBAD KEY=2").is_err_and(|e| e.contains("line 2")));
-        assert!(parse("=value").is_err());
-    }
-
-    #[test]
-    fn render_then_parse_round_trips_and_last_assignment_wins() {
-        let vars = pairs(&[("A", "1"), ("B", "x=y"), ("A", "2")]);
-        let text = render("written by xtask\nsecond line", &vars);
-        assert!(text.starts_with("# written by xtask\n# second line\nA=1\n"));
+    fn render_then_parse_round_trips_literally_and_last_assignment_wins() {
+        let vars = pairs(&[
+            ("A", "1"),
+            ("URL", "postgres://u:p$HOME#x@h/db?options=-c%20a=b"),
+            ("A", "2"),
+        ]);
+        let text = render("written by xtask\nsecond line", &vars).expect("renders");
+        assert!(text.starts_with("# written by xtask\n# second line\nA='1'\n"));
         let parsed = parse(&text).expect("rendered text parses");
         assert_eq!(parsed, vars);
         assert_eq!(get(&parsed, "A"), Some("2"));
         assert_eq!(get(&parsed, "C"), None);
+        assert!(render("", &pairs(&[("B", "it's")])).is_err());
+    }
+
+    #[test]
+    fn a_shell_reads_the_rendered_file_as_written() {
+        let vars = pairs(&[("URL", "postgres://u:p$HOME#x@h/db?a=b c")]);
+        let text = render("header", &vars).expect("renders");
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{text}\nprintf %s \"$URL\""))
+            .output()
+            .expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), vars[0].1);
     }
 }

@@ -3,7 +3,6 @@
 //! not become a second build system or hold project logic.
 
 mod bench;
-mod bench_label;
 mod broker;
 mod checks;
 mod compose;
@@ -77,8 +76,8 @@ fn main() -> ExitCode {
         ["setup", ..] => setup::run(&args[1..]),
         ["demo"] => demo::run(&layout, demo::Options::default()),
         ["demo", "--reset"] => demo::run(&layout, demo::Options { reset: true }),
-        ["bench", "orders", ..] => bench::run(&layout, &args[2..]),
-        ["bench", "label", ..] => bench_label::run(&layout, &args[2..]),
+        ["bench", "orders", ..] => bench::orders(&layout, &args[2..]),
+        ["bench", "label", ..] => bench::label(&layout, &args[2..]),
         ["ci"] => checks::run(&layout, &[]),
         ["compose", "check"] => compose::check(&layout),
         ["tidy"] => tidy::run(&layout.root),

@@ -101,7 +101,8 @@ fn write_env(layout: &Layout, stack: &Stack) -> Result<()> {
          `cargo xtask test` and `cargo xtask demo` export these to their children;\n\
          in a shell: set -a; . target/stack/env; set +a",
         &stack.env(),
-    );
+    )
+    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", layout.env_file.display()))?;
     let path = &layout.env_file;
     if fs::read_to_string(path).is_ok_and(|old| old == text) {
         step(format!("{} is up to date", layout.rel(path)));
