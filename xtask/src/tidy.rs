@@ -11,9 +11,12 @@
 //! - `platform` depends on no service, and the services do not depend on each other.
 
 use std::fs;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
+use syn::spanned::Spanned as _;
+use syn::visit::Visit;
 
 use crate::sys::step;
 
@@ -258,13 +261,10 @@ fn scan(
         .unwrap_or(file)
         .display()
         .to_string();
-    let mut in_tests = false;
+    let tests = test_only_lines(&text);
     for (index, line) in text.lines().enumerate() {
-        // Unit tests at the bottom of a module may use anything.
-        if line.trim_start().starts_with("#[cfg(test)]") {
-            in_tests = true;
-        }
-        if in_tests {
+        // Items compiled only for tests may use anything.
+        if tests.iter().any(|range| range.contains(&(index + 1))) {
             continue;
         }
         if let Some((rule, what)) = rule(line) {
@@ -277,6 +277,72 @@ fn scan(
         }
     }
     Ok(())
+}
+
+/// The lines (1-based, inclusive ranges) of the items compiled only for tests: those under
+/// `#[cfg(test)]`, wherever they stand in the file. Read with `syn`; a file it cannot parse
+/// has none, so every line of it is checked.
+fn test_only_lines(text: &str) -> Vec<RangeInclusive<usize>> {
+    let Ok(file) = syn::parse_file(text) else {
+        return Vec::new();
+    };
+    let mut items = TestItems::default();
+    items.visit_file(&file);
+    items.ranges
+}
+
+#[derive(Default)]
+struct TestItems {
+    ranges: Vec<RangeInclusive<usize>>,
+}
+
+impl<'ast> Visit<'ast> for TestItems {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        if attributes(item).iter().any(is_cfg_test) {
+            let span = item.span();
+            self.ranges.push(span.start().line..=span.end().line);
+        } else {
+            syn::visit::visit_item(self, item);
+        }
+    }
+
+    fn visit_impl_item_fn(&mut self, function: &'ast syn::ImplItemFn) {
+        if function.attrs.iter().any(is_cfg_test) {
+            let span = function.span();
+            self.ranges.push(span.start().line..=span.end().line);
+        }
+    }
+}
+
+fn attributes(item: &syn::Item) -> &[syn::Attribute] {
+    use syn::Item;
+    match item {
+        Item::Const(item) => &item.attrs,
+        Item::Enum(item) => &item.attrs,
+        Item::ExternCrate(item) => &item.attrs,
+        Item::Fn(item) => &item.attrs,
+        Item::ForeignMod(item) => &item.attrs,
+        Item::Impl(item) => &item.attrs,
+        Item::Macro(item) => &item.attrs,
+        Item::Mod(item) => &item.attrs,
+        Item::Static(item) => &item.attrs,
+        Item::Struct(item) => &item.attrs,
+        Item::Trait(item) => &item.attrs,
+        Item::TraitAlias(item) => &item.attrs,
+        Item::Type(item) => &item.attrs,
+        Item::Union(item) => &item.attrs,
+        Item::Use(item) => &item.attrs,
+        _ => &[],
+    }
+}
+
+/// `#[cfg(test)]` exactly (not `cfg(not(test))`, not a feature).
+fn is_cfg_test(attribute: &syn::Attribute) -> bool {
+    attribute.path().is_ident("cfg")
+        && attribute
+            .meta
+            .require_list()
+            .is_ok_and(|list| list.tokens.to_string() == "test")
 }
 
 /// The `.rs` files under `dir` (none when it does not exist), sorted.
@@ -380,6 +446,11 @@ mod tests {
             "async fn f() { sqlx::query(\"DELETE FROM orders.orders WHERE TRUE\"); }\n",
         );
         write(
+            "orders-service/src/app/ingest.rs",
+            "#[cfg(test)]\nmod tests {\n    use sqlx::PgPool;\n}\n\n\
+             const PLANTED: &str = \"SELECT payload FROM orders.orders WHERE TRUE\";\n",
+        );
+        write(
             "orders-service/src/adapters/postgres.rs",
             "const Q: &str = \"INSERT INTO orders.orders VALUES (DEFAULT)\";\n",
         );
@@ -393,6 +464,7 @@ mod tests {
             places,
             [
                 "orders-service/src/app/query.rs:1",
+                "orders-service/src/app/ingest.rs:6",
                 "orders-service/src/app/query.rs:1",
                 "label-service/src/domain/model.rs:2",
                 "label-service/src/app/people.rs:1",
