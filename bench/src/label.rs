@@ -31,8 +31,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::support::{
-    Proc, clock_ticks, cpu_seconds, free_port, note, quantile, start_broker, step, with_database,
-    workspace_root, write_section,
+    Proc, Stack, clock_ticks, cpu_seconds, free_port, note, quantile, start_broker, step,
+    with_database, workspace_root, write_section,
 };
 
 const BENCH_DB: &str = "label_bench";
@@ -58,16 +58,10 @@ pub struct Args {
     /// The label-service binary to measure (a release build).
     #[arg(long)]
     service: PathBuf,
-    /// The broker binary.
-    #[arg(long, env = "NISSHI_BIN")]
-    nisshi: PathBuf,
-    /// The PostgreSQL server; a database `label_bench` is created there and dropped after.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    database_url: String,
+    /// The broker and PostgreSQL (a database `label_bench` is created there and dropped
+    /// afterwards).
+    #[command(flatten)]
+    stack: Stack,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,10 +168,10 @@ pub async fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     step(format!("fresh database {BENCH_DB}"));
-    let db_url = with_database(&args.database_url, BENCH_DB)?;
+    let db_url = with_database(&args.stack.database_url, BENCH_DB)?;
     let admin = PgPoolOptions::new()
         .max_connections(1)
-        .connect(&args.database_url)
+        .connect(&args.stack.database_url)
         .await
         .context("connecting to PostgreSQL")?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
@@ -188,7 +182,7 @@ pub async fn run(args: Args) -> Result<()> {
         .await?;
 
     step("private broker");
-    let (broker, brokers) = start_broker(&args.nisshi, &dir, TOPICS).await?;
+    let (broker, brokers) = start_broker(&args.stack.nisshi, &dir, TOPICS).await?;
     note(format!("on {brokers}"));
 
     let pool = PgPoolOptions::new()

@@ -233,6 +233,24 @@ pub fn rel(path: &Path) -> String {
         .to_string()
 }
 
+/// What every benchmark runs against: the broker binary (started privately, on a free port)
+/// and the PostgreSQL server its databases are created on.
+#[derive(Debug, clap::Args)]
+pub struct Stack {
+    /// The broker binary.
+    #[arg(long, env = "NISSHI_BIN")]
+    pub nisshi: PathBuf,
+    /// The PostgreSQL server; the benchmark creates its databases there (orders_bench and
+    /// orders_bench_copy, or label_bench) and drops them afterwards.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+}
+
 /// The command line of `cmd`, shell-quoted where needed, for printing.
 pub fn display(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
@@ -242,17 +260,11 @@ pub fn display(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// One word as a POSIX shell reads it back (`shlex`); a word holding a NUL byte, which no
+/// shell word can, is shown as a Rust string.
 fn quote(word: &OsStr) -> String {
     let word = word.to_string_lossy();
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
-    if plain {
-        word.into_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
+    shlex::try_quote(&word).map_or_else(|_| format!("{word:?}"), |quoted| quoted.into_owned())
 }
 
 /// The last `lines` lines of a log file, indented, for error messages.
@@ -387,7 +399,17 @@ mod tests {
     fn command_lines_are_quoted_only_where_needed() {
         let mut cmd = Command::new("psql");
         cmd.args(["-c", "SELECT 1", "it's", "", "-At"]);
-        assert_eq!(display(&cmd), r"psql -c 'SELECT 1' 'it'\''s' '' -At");
+        let shown = display(&cmd);
+        assert!(shown.starts_with("psql -c 'SELECT 1' "), "{shown}");
+        assert_eq!(
+            shlex::split(&shown),
+            Some(
+                ["psql", "-c", "SELECT 1", "it's", "", "-At"]
+                    .map(String::from)
+                    .to_vec()
+            ),
+            "a shell reads back what ran"
+        );
     }
 
     #[test]

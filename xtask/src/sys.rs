@@ -39,17 +39,11 @@ pub fn display(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// One word as a POSIX shell reads it back (`shlex`); a word holding a NUL byte, which no
+/// shell word can, is shown as a Rust string.
 fn quote(word: &OsStr) -> String {
     let word = word.to_string_lossy();
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
-    if plain {
-        word.into_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
+    shlex::try_quote(&word).map_or_else(|_| format!("{word:?}"), |quoted| quoted.into_owned())
 }
 
 /// Runs `cmd` with inherited stdio after printing its command line; fails
@@ -243,9 +237,19 @@ mod tests {
     fn display_quotes_only_what_needs_it() {
         let mut cmd = Command::new("cargo");
         cmd.args(["clippy", "--", "-D", "warnings", "a b", "it's", ""]);
+        let shown = display(&cmd);
+        assert!(
+            shown.starts_with("cargo clippy -- -D warnings 'a b' "),
+            "{shown}"
+        );
         assert_eq!(
-            display(&cmd),
-            r"cargo clippy -- -D warnings 'a b' 'it'\''s' ''"
+            shlex::split(&shown),
+            Some(
+                ["cargo", "clippy", "--", "-D", "warnings", "a b", "it's", ""]
+                    .map(String::from)
+                    .to_vec()
+            ),
+            "a shell reads back what ran"
         );
     }
 

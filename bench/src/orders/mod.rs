@@ -36,7 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use self::procfs::{CpuSnapshot, CpuUse, cpu_delta, cpu_model, cpu_snapshot, mem_total};
 use self::report::{Machine, Report, gib};
 use crate::support::{
-    Proc, clock_ticks, display, free_port, note, redact, rel, start_broker, step, tail,
+    Proc, Stack, clock_ticks, display, free_port, note, redact, rel, start_broker, step, tail,
     with_database, workspace_root, write_section,
 };
 
@@ -73,17 +73,10 @@ pub struct Args {
     /// The orders-producer binary (a release build of orders-tools).
     #[arg(long)]
     producer: PathBuf,
-    /// The broker binary.
-    #[arg(long, env = "NISSHI_BIN")]
-    nisshi: PathBuf,
-    /// The PostgreSQL server; the databases orders_bench and orders_bench_copy are created
-    /// there and dropped afterwards.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    database_url: String,
+    /// The broker and PostgreSQL (the databases orders_bench and orders_bench_copy are
+    /// created there and dropped afterwards).
+    #[command(flatten)]
+    stack: Stack,
     /// The psql of the COPY and SELECT references.
     #[arg(long, default_value = "psql")]
     psql: PathBuf,
@@ -158,15 +151,15 @@ pub async fn run(args: Args) -> Result<()> {
             workspace_root().join("docs").join("benchmarks.md")
         }
     });
-    let db_url = with_database(&args.database_url, BENCH_DB)?;
-    let copy_url = with_database(&args.database_url, COPY_DB)?;
+    let db_url = with_database(&args.stack.database_url, BENCH_DB)?;
+    let copy_url = with_database(&args.stack.database_url, COPY_DB)?;
     let db_options = connect_options(&db_url)?;
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(connect_options(&args.database_url)?)
+        .connect_with(connect_options(&args.stack.database_url)?)
         .await
-        .with_context(|| format!("connecting to {}", redact(&args.database_url)))?;
+        .with_context(|| format!("connecting to {}", redact(&args.stack.database_url)))?;
     let mut bench = Bench {
         db: lazy_pool(db_options.clone()),
         copy_db: lazy_pool(connect_options(&copy_url)?),
@@ -376,7 +369,7 @@ impl Bench {
 
     /// The command line of `cmd` for printing, passwords hidden.
     fn shown(&self, cmd: &std::process::Command) -> String {
-        [&self.db_url, &self.copy_url, &self.args.database_url]
+        [&self.db_url, &self.copy_url, &self.args.stack.database_url]
             .iter()
             .fold(display(cmd), |line, url| line.replace(*url, &redact(url)))
     }
@@ -525,7 +518,7 @@ impl Bench {
             "starting a private broker (memory storage) with topics orders (3 partitions) and orders.dlq (1)",
         );
         let started = Instant::now();
-        let (broker, addr) = start_broker(&self.args.nisshi, &self.dir, TOPICS).await?;
+        let (broker, addr) = start_broker(&self.args.stack.nisshi, &self.dir, TOPICS).await?;
         note(format!(
             "broker: pid {}, log {}; listening on {addr} after {}",
             broker.pid(),
