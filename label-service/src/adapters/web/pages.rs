@@ -50,6 +50,18 @@ impl<S: Store, P: PasswordHasher> WebState<S, P> {
         let session = self.require_form(headers, &form).await?;
         Ok((session, form))
     }
+
+    /// A guest's form post (log in, register): the fields, or the response to send instead
+    /// for an unreadable form or a bad CSRF token.
+    fn guest_posted(&self, headers: &HeaderMap, form: FormResult) -> Result<Fields, Box<Response>> {
+        let Ok(Form(form)) = form else {
+            return Err(Box::new(self.fail(&unreadable_form(), None)));
+        };
+        match self.guest_form_refusal(headers, &form) {
+            Some(refused) => Err(Box::new(refused)),
+            None => Ok(form),
+        }
+    }
 }
 
 fn when(at: DateTime<Utc>) -> String {
@@ -181,12 +193,10 @@ pub async fn login<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
+    let form = match state.guest_posted(&headers, form) {
+        Ok(form) => form,
+        Err(response) => return *response,
     };
-    if let Some(refused) = state.guest_form_refusal(&headers, &form) {
-        return refused;
-    }
     let email = field(&form, "email").unwrap_or_default().trim().to_owned();
     let password = field(&form, "password").unwrap_or_default();
     let values = HashMap::from([("email", email.clone())]);
@@ -226,12 +236,10 @@ pub async fn register<S: Store, P: PasswordHasher>(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return state.fail(&unreadable_form(), None);
+    let form = match state.guest_posted(&headers, form) {
+        Ok(form) => form,
+        Err(response) => return *response,
     };
-    if let Some(refused) = state.guest_form_refusal(&headers, &form) {
-        return refused;
-    }
     let name = field(&form, "name").unwrap_or_default().to_owned();
     let email = field(&form, "email").unwrap_or_default().trim().to_owned();
     let password = field(&form, "password").unwrap_or_default();
