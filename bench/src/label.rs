@@ -31,8 +31,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::support::{
-    Proc, Stack, clock_ticks, cpu_seconds, free_port, note, quantile, start_broker, step,
-    with_database, workspace_root, write_section,
+    Proc, Stack, clock_ticks, cpu_model, cpu_seconds, free_port, note, quantile, start_broker,
+    step, with_database, workspace_root, write_section,
 };
 
 const BENCH_DB: &str = "label_bench";
@@ -706,15 +706,7 @@ impl Bench {
 
     fn machine(&self) -> String {
         let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-        let model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown CPU".to_owned());
+        let model = cpu_model().unwrap_or_else(|| "unknown CPU".to_owned());
         format!("{cpus} cores ({model})")
     }
 }

@@ -175,37 +175,31 @@ pub async fn start_broker(
     Ok((broker, addr))
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, 100 when unknown).
+/// Clock ticks per second of `/proc/<pid>/stat` (`sysconf(_SC_CLK_TCK)`, 100 when unknown).
 pub fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
+    match procfs::ticks_per_second() {
+        0 => 100.0,
+        ticks => ticks as f64,
+    }
 }
 
 /// CPU seconds (user + system) used so far by `pid`.
 pub fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+    let stat = procfs::process::Process::new(i32::try_from(pid)?)
+        .and_then(|process| process.stat())
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("unreadable /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields
-        .get(11)
-        .and_then(|f| f.parse().ok())
-        .context("utime")?;
-    let stime: f64 = fields
-        .get(12)
-        .and_then(|f| f.parse().ok())
-        .context("stime")?;
-    Ok((utime + stime) / ticks)
+    Ok(stat.utime.saturating_add(stat.stime) as f64 / ticks)
+}
+
+/// The CPU model (`model name` of `/proc/cpuinfo`), if the kernel names one.
+pub fn cpu_model() -> Option<String> {
+    use procfs::Current as _;
+    let info = procfs::CpuInfo::current().ok()?;
+    (0..info.num_cores())
+        .find_map(|cpu| info.model_name(cpu))
+        .map(str::trim)
+        .filter(|model| !model.is_empty())
+        .map(str::to_owned)
 }
 
 /// The `q` quantile (0..=1) of sorted `values`, nearest rank.
@@ -343,6 +337,27 @@ pub fn write_section(path: &Path, name: &str, heading: &str, section: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_cpu_time_grows_while_it_computes() {
+        let me = std::process::id();
+        let ticks = clock_ticks();
+        assert!(ticks >= 1.0);
+        let before = cpu_seconds(me, ticks).expect("own stat");
+        let started = Instant::now();
+        let mut spins = 0_u64;
+        while cpu_seconds(me, ticks).expect("own stat") < before + 0.05
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            spins = spins.wrapping_add(1);
+        }
+        assert!(
+            cpu_seconds(me, ticks).expect("own stat") >= before + 0.05,
+            "{spins}"
+        );
+        assert!(cpu_seconds(u32::MAX, ticks).is_err());
+        assert!(cpu_model().is_none_or(|model| !model.is_empty()));
+    }
 
     #[test]
     fn quantiles_use_the_nearest_rank() {

@@ -33,11 +33,11 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use self::procfs::{CpuSnapshot, CpuUse, cpu_delta, cpu_model, cpu_snapshot, mem_total};
+use self::procfs::{CpuSnapshot, CpuUse, cpu_delta, cpu_snapshot, mem_total};
 use self::report::{Machine, Report, gib};
 use crate::support::{
-    Proc, Stack, clock_ticks, display, free_port, note, redact, rel, start_broker, step, tail,
-    with_database, workspace_root, write_section,
+    Proc, Stack, clock_ticks, cpu_model, display, free_port, note, redact, rel, start_broker, step,
+    tail, with_database, workspace_root, write_section,
 };
 
 const BENCH_DB: &str = "orders_bench";
@@ -396,8 +396,6 @@ impl Bench {
 
     async fn machine(&self) -> Result<Machine> {
         step("describing the machine");
-        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let cores = first_line(Path::new("nproc"), &["--all"])
             .await
             .parse()
@@ -418,9 +416,9 @@ impl Bench {
         .unwrap_or_default();
         let rustc_count = procfs::count_processes("rustc");
         let machine = Machine {
-            cpu: cpu_model(&cpuinfo).unwrap_or_else(|| "unknown CPU".to_owned()),
+            cpu: cpu_model().unwrap_or_else(|| "unknown CPU".to_owned()),
             cores,
-            mem_bytes: mem_total(&meminfo).unwrap_or(0),
+            mem_bytes: mem_total().unwrap_or(0),
             kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|k| k.trim().to_owned())
                 .unwrap_or_else(|_| "?".to_owned()),

@@ -1,10 +1,12 @@
 //! What `/proc` says about the machine and its processes: CPU ticks per process and of the
-//! whole machine, a process's resident memory, the CPU model and the memory size. The files
-//! are plain text in a fixed layout; the parsers are unit-tested below.
+//! whole machine, a process's resident memory and the memory size, read with the `procfs`
+//! crate. The accounting on top of them (per command name, exited processes through their
+//! parents) is unit-tested below.
 
 use std::collections::HashMap;
-use std::fs;
 
+use ::procfs::process::{Process, Stat};
+use ::procfs::{Current as _, CurrentSI as _, KernelStats, Meminfo};
 use anyhow::{Context as _, Result};
 
 /// The CPU ticks of one process, from `/proc/<pid>/stat`.
@@ -19,23 +21,16 @@ pub struct ProcTicks {
     pub children: u64,
 }
 
-pub fn parse_proc_stat(stat: &str) -> Option<ProcTicks> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // Fields after the name start at field 3 (state): ppid is field 4, utime, stime,
-    // cutime, cstime are fields 14 to 17.
-    let number = |index: usize| -> Option<u64> {
-        let value: i64 = fields.get(index)?.parse().ok()?;
-        Some(u64::try_from(value).unwrap_or(0))
-    };
-    Some(ProcTicks {
-        comm,
-        ppid: u32::try_from(number(1)?).ok()?,
-        own: number(11)? + number(12)?,
-        children: number(13)? + number(14)?,
-    })
+impl From<&Stat> for ProcTicks {
+    fn from(stat: &Stat) -> Self {
+        let ticks = |value: i64| u64::try_from(value).unwrap_or(0);
+        Self {
+            comm: stat.comm.clone(),
+            ppid: u32::try_from(stat.ppid).unwrap_or(0),
+            own: stat.utime.saturating_add(stat.stime),
+            children: ticks(stat.cutime).saturating_add(ticks(stat.cstime)),
+        }
+    }
 }
 
 /// The ticks of every process, by pid.
@@ -44,26 +39,19 @@ pub type CpuSnapshot = HashMap<u32, ProcTicks>;
 /// CPU seconds per command name, largest first.
 pub type CpuUse = Vec<(String, f64)>;
 
+/// The ticks of every process that can be read (processes exit while they are listed).
 pub fn cpu_snapshot() -> CpuSnapshot {
-    let mut snapshot = HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return snapshot;
+    let Ok(processes) = ::procfs::process::all_processes() else {
+        return HashMap::new();
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(stat) = fs::read_to_string(entry.path().join("stat"))
-            && let Some(parsed) = parse_proc_stat(&stat)
-        {
-            snapshot.insert(pid, parsed);
-        }
-    }
-    snapshot
+    processes
+        .flatten()
+        .filter_map(|process| {
+            let pid = u32::try_from(process.pid()).ok()?;
+            let stat = process.stat().ok()?;
+            Some((pid, ProcTicks::from(&stat)))
+        })
+        .collect()
 }
 
 /// CPU seconds used between two snapshots, per command name, largest first. A process that
@@ -173,26 +161,21 @@ pub fn cpu_text(list: &[(String, f64)], seconds: f64) -> String {
         .join(", ")
 }
 
-/// (busy, total) ticks of all CPUs from the `cpu` line of `/proc/stat`.
-pub fn parse_cpu_line(stat: &str) -> Option<(u64, u64)> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let get = |i: usize| values.get(i).copied().unwrap_or(0);
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let idle = get(3) + get(4);
-    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-    Some((busy, busy + idle))
-}
-
+/// (busy, total) ticks of all CPUs since boot, from the `cpu` line of `/proc/stat`; (0, 0)
+/// when unreadable.
 pub fn machine_ticks() -> (u64, u64) {
-    fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| parse_cpu_line(&s))
-        .unwrap_or((0, 0))
+    KernelStats::current().map_or((0, 0), |stats| {
+        let cpu = &stats.total;
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let idle = cpu.idle + cpu.iowait.unwrap_or(0);
+        let busy = cpu.user
+            + cpu.nice
+            + cpu.system
+            + cpu.irq.unwrap_or(0)
+            + cpu.softirq.unwrap_or(0)
+            + cpu.steal.unwrap_or(0);
+        (busy, busy + idle)
+    })
 }
 
 pub fn busy_share(before: (u64, u64), after: (u64, u64)) -> f64 {
@@ -205,74 +188,73 @@ pub fn count_processes(comm: &str) -> usize {
     cpu_snapshot().values().filter(|p| p.comm == comm).count()
 }
 
-/// `VmRSS:` of a `/proc/<pid>/status` text, in bytes.
-pub fn parse_vm_rss(status: &str) -> Option<u64> {
-    let rest = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?;
-    let mut parts = rest.split_whitespace();
-    let value: u64 = parts.next()?.parse().ok()?;
-    match parts.next() {
-        Some("kB") | None => Some(value * 1024),
-        Some("mB" | "MB") => Some(value * 1024 * 1024),
-        _ => None,
-    }
-}
-
+/// The resident memory of `pid` (`VmRSS` of `/proc/<pid>/status`), in bytes.
 pub fn rss_of(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_vm_rss(&text).with_context(|| format!("no VmRSS in {path}"))
+    let kib = Process::new(i32::try_from(pid)?)
+        .and_then(|process| process.status())
+        .with_context(|| format!("reading /proc/{pid}/status"))?
+        .vmrss
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))?;
+    Ok(kib * 1024)
 }
 
-pub fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == "model name").then(|| value.trim().to_owned())
-        })
-        .filter(|m| !m.is_empty())
-}
-
-pub fn mem_total(meminfo: &str) -> Option<u64> {
-    let rest = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))?;
-    let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
-    Some(kb * 1024)
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+pub fn mem_total() -> Option<u64> {
+    Meminfo::current().ok().map(|info| info.mem_total)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
     use super::*;
 
     #[test]
-    fn reads_vm_rss_from_proc_status() {
-        let status = "Name:\torders-service\nVmPeak:\t 2000000 kB\nVmRSS:\t  123456 kB\n\
-                      RssAnon:\t  100000 kB\n";
-        assert_eq!(parse_vm_rss(status), Some(123_456 * 1024));
-        assert_eq!(parse_vm_rss("Name:\tkthreadd\n"), None);
-        let own = fs::read_to_string("/proc/self/status").expect("own status");
-        assert!(parse_vm_rss(&own).is_some_and(|rss| rss > 0));
+    fn reads_the_own_process_and_the_machine() {
+        let me = std::process::id();
+        let snapshot = cpu_snapshot();
+        let own = snapshot.get(&me).expect("own process listed");
+        assert_eq!(own.ppid, std::os::unix::process::parent_id());
+        assert!(own.comm.starts_with("bench"), "{own:?}");
+        assert!(snapshot.contains_key(&own.ppid));
+        assert!(rss_of(me).expect("own rss") > 1024 * 1024);
+        assert!(rss_of(u32::MAX).is_err());
+        assert!(mem_total().expect("MemTotal") > 64 * 1024 * 1024);
+
+        let before = machine_ticks();
+        assert!(before.0 > 0 && before.0 <= before.1);
+        let started = Instant::now();
+        while machine_ticks().1 == before.1 && started.elapsed() < Duration::from_secs(5) {}
+        let after = machine_ticks();
+        assert!(after.0 >= before.0 && after.1 > before.1);
+        assert!((0.0..=1.0).contains(&busy_share(before, after)));
     }
 
     #[test]
-    fn reads_proc_stat_lines_and_machine_cpu() {
-        let stat = "1234 (tokio (rt) x) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 \
-                    8 0 100 1000000 2000 18446744073709551615";
-        assert_eq!(
-            parse_proc_stat(stat),
-            Some(ProcTicks {
-                comm: "tokio (rt) x".to_owned(),
-                ppid: 1,
-                own: 325,
-                children: 0
-            })
+    fn counts_the_cpu_of_a_child_that_exited_under_its_name() {
+        let before = cpu_snapshot();
+        let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let sleeping = count_processes("sleep");
+        sleeper.kill().expect("kill sleep");
+        sleeper.wait().expect("reap sleep");
+        assert!(sleeping >= 1);
+        // A shell spinning for 0.4 s under `timeout`, both reaped before the second snapshot:
+        // their time reaches this process's cutime and stime only.
+        let status = Command::new("timeout")
+            .args(["0.4", "sh", "-c", "while :; do :; done"])
+            .status()
+            .expect("timeout");
+        assert_eq!(status.code(), Some(124));
+        let cpu = cpu_delta(
+            &before,
+            &cpu_snapshot(),
+            crate::support::clock_ticks(),
+            std::process::id(),
+            "spinner",
         );
-        assert_eq!(parse_proc_stat("garbage"), None);
-        let cpu = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
-        assert_eq!(parse_cpu_line(cpu), Some((161, 1181)));
+        let spinner = cpu_of(&cpu, "spinner");
+        assert!(spinner > 0.05 && spinner < 2.0, "{cpu:?}");
     }
 
     #[test]
@@ -334,20 +316,6 @@ mod tests {
                 15.0
             ),
             None
-        );
-    }
-
-    #[test]
-    fn reads_cpu_model_and_memory() {
-        let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) \
-                       Processor\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n";
-        assert_eq!(
-            cpu_model(cpuinfo).as_deref(),
-            Some("Intel(R) Xeon(R) Processor")
-        );
-        assert_eq!(
-            mem_total("MemTotal:       24682416 kB\nMemFree: 1 kB\n"),
-            Some(24_682_416 * 1024)
         );
     }
 }
