@@ -8,7 +8,7 @@ use std::time::Duration;
 use platform::kafka::{KafkaProducer, KafkaSettings, OutgoingRecord};
 use platform::testkit::{
     HttpAnswer, ServiceProcess as Process, TestBroker, TestDatabase, eventually, free_port,
-    http_get, sibling_binary,
+    http_get, http_request, sibling_binary,
 };
 use sqlx::PgPool;
 
@@ -139,6 +139,13 @@ impl ServiceProcess {
 
     pub async fn get(&self, path: &str) -> HttpAnswer {
         http_get(self.address, path, &[])
+            .await
+            .expect("the service answers")
+    }
+
+    /// A request without a body, with any method.
+    pub async fn request(&self, method: &str, path: &str) -> HttpAnswer {
+        http_request(self.address, method, path, &[])
             .await
             .expect("the service answers")
     }

@@ -130,6 +130,9 @@ impl Service {
         let router = routes
             .merge(health_router(self.health.clone()))
             .merge(metrics_router(self.metrics.clone()))
+            // Where a router set none of its own: problem+json for a known path asked with
+            // another method, and for a path no route answers.
+            .method_not_allowed_fallback(method_not_allowed)
             .fallback(route_not_found);
         let router = with_standard_layers(router, settings);
         let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -172,7 +175,11 @@ impl Service {
 
 /// Unknown paths answer like every other error: `application/problem+json`.
 async fn route_not_found(uri: axum::http::Uri) -> Problem {
-    Problem::not_found("route_not_found", format!("no route for {}", uri.path()))
+    Problem::route_not_found(uri.path())
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::method_not_allowed()
 }
 
 /// The usual stop hook: deliver what the producer still holds (5 s at most), then close

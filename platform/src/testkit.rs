@@ -390,9 +390,19 @@ pub async fn http_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Option<HttpAnswer> {
+    http_request(address, "GET", path, headers).await
+}
+
+/// A request without a body (`method` such as `GET`, `POST`, `DELETE`), as [`http_get`].
+pub async fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<HttpAnswer> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    let mut request = format!("GET {path} HTTP/1.0\r\nhost: 127.0.0.1\r\n");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nhost: 127.0.0.1\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -703,6 +703,17 @@ async fn errors_become_readable_pages() {
             StatusCode::FORBIDDEN,
             "only admins list managers",
         ),
+        // A form's address opened as a link: a page saying so, not an empty 405.
+        (
+            "/requests/1/accept",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "takes a form sent from its page",
+        ),
+        (
+            "/requests/sign",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "takes a form sent from its page",
+        ),
     ];
     for (path, status, message) in cases {
         let page = web.get(path, Some(&cookie)).await;

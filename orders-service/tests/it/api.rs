@@ -85,10 +85,46 @@ async fn unknown_malformed_and_listed_orders_answer_as_documented() {
     assert_eq!(list["orders"][0]["amount"], 1817);
     assert_eq!(list["orders"][0]["item_count"], 1);
     assert_eq!(list["next"], serde_json::Value::Null);
-    let bad_limit = service.get("/api/v1/orders?limit=0").await;
-    assert_eq!(bad_limit.status, 400);
-    let bad_cursor = service.get("/api/v1/orders?before=nonsense").await;
-    assert_eq!(bad_cursor.json()["code"], "bad_cursor");
+    // Every refusal is problem+json with its own code, whatever the value looks like.
+    for (query, code) in [
+        ("limit=0", "bad_limit"),
+        ("limit=101", "bad_limit"),
+        ("limit=-1", "bad_limit"),
+        ("limit=abc", "bad_limit"),
+        ("limit=99999999999999999999", "bad_limit"),
+        ("limit=", "bad_limit"),
+        ("before=nonsense", "bad_cursor"),
+        ("limit=1&limit=2", "bad_query"),
+    ] {
+        let refused = service.get(&format!("/api/v1/orders?{query}")).await;
+        assert_eq!(refused.status, 400, "{query}: {}", refused.text());
+        assert_eq!(
+            refused.header("content-type"),
+            Some("application/problem+json"),
+            "{query}"
+        );
+        assert_eq!(refused.json()["code"], code, "{query}");
+    }
+    // A known path with another method: 405 problem+json naming the methods it takes.
+    for (method, path) in [
+        ("POST", "/order/doesnotexist"),
+        ("DELETE", "/api/v1/orders"),
+    ] {
+        let refused = service.request(method, path).await;
+        assert_eq!(refused.status, 405, "{method} {path}");
+        assert_eq!(
+            refused.json()["code"],
+            "method_not_allowed",
+            "{method} {path}"
+        );
+        assert!(
+            refused
+                .header("allow")
+                .is_some_and(|allow| allow.contains("GET")),
+            "{method} {path}: {:?}",
+            refused.header("allow")
+        );
+    }
 }
 
 /// Metric names and types from the Prometheus text format: each sample line must be

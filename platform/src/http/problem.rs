@@ -87,6 +87,21 @@ impl Problem {
         Self::standard(StatusCode::NOT_FOUND, code, detail)
     }
 
+    /// 404 with code `route_not_found`: no route answers `path`.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::not_found("route_not_found", format!("no route for {path}"))
+    }
+
+    /// 405 with code `method_not_allowed`: the path exists, the method does not (the
+    /// router adds the `Allow` header).
+    pub fn method_not_allowed() -> Self {
+        Self::standard(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not answer this method; the Allow header lists those it does",
+        )
+    }
+
     /// 409: the request conflicts with the resource's current state.
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::standard(StatusCode::CONFLICT, code, detail)

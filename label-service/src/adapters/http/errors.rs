@@ -69,18 +69,12 @@ impl ApiError {
 
     /// 404 `route_not_found` for a path under the API that names no route.
     pub fn route_not_found(path: &str) -> Self {
-        Problem::not_found("route_not_found", format!("no route for {path}")).into()
+        Problem::route_not_found(path).into()
     }
 
     /// 405 `method_not_allowed` for a known path with another method.
     pub fn method_not_allowed() -> Self {
-        Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method Not Allowed",
-        )
-        .with_detail("this path does not answer this method")
-        .into()
+        Problem::method_not_allowed().into()
     }
 }
 

@@ -167,6 +167,8 @@ pub fn router<S: Store, P: PasswordHasher>(
         .route("/admin/managers", get(p::admin_managers::<S, P>))
         .route("/assets/label.css", get(stylesheet))
         .route("/assets/label.js", get(script))
+        // After the routes: it applies to the routes present.
+        .method_not_allowed_fallback(p::method_not_allowed::<S, P>)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(web),

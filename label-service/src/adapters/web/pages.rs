@@ -82,6 +82,23 @@ fn see_other(path: String) -> Response {
     Redirect::to(&path).into_response()
 }
 
+/// A page's address asked with a method it does not take (a form's address opened as a
+/// link, say): the error page, 405, instead of an empty answer.
+pub async fn method_not_allowed<S: Store, P: PasswordHasher>(
+    State(state): State<WebState<S, P>>,
+    headers: HeaderMap,
+) -> Response {
+    let session = state.session(&headers).await.ok().flatten();
+    let err = AppError::bad_input(
+        ErrorCode::MethodNotAllowed,
+        "this address takes a form sent from its page, not a visit; go back and use the \
+         page's button",
+    );
+    let mut response = state.fail(&err, session.as_ref());
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
 // ---- home, log in, register, log out
 
 pub async fn home<S: Store, P: PasswordHasher>(

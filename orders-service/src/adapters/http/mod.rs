@@ -9,6 +9,7 @@ pub mod page;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -98,7 +99,8 @@ fn matches_etag(header: &[u8], etag: &[u8]) -> bool {
 
 #[derive(Debug, Deserialize)]
 struct ListParams {
-    limit: Option<u32>,
+    /// Read as text, so that `-1` or `abc` get the same answer as `0`.
+    limit: Option<String>,
     before: Option<String>,
 }
 
@@ -112,8 +114,15 @@ pub struct OrderList {
 
 async fn list_orders<S: OrderStore, C: OrderCache>(
     State(queries): State<Queries<S, C>>,
-    Query(params): Query<ListParams>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Response {
+    let Ok(Query(params)) = params else {
+        return Problem::bad_request(
+            "bad_query",
+            "the query string cannot be read; it takes limit and before",
+        )
+        .into_response();
+    };
     let before = match params.before.as_deref().map(parse_cursor) {
         None => None,
         Some(Some(cursor)) => Some(cursor),
@@ -122,11 +131,14 @@ async fn list_orders<S: OrderStore, C: OrderCache>(
                 .into_response();
         }
     };
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Problem::bad_request("bad_limit", "limit must be between 1 and 100")
-            .into_response();
-    }
+    let limit = match params.limit.as_deref().map(str::parse::<u32>) {
+        None => 20,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => {
+            return Problem::bad_request("bad_limit", "limit must be between 1 and 100")
+                .into_response();
+        }
+    };
     match queries.recent(limit, before).await {
         Ok(RecentPage { orders, next }) => Json(OrderList {
             orders,
