@@ -210,7 +210,12 @@ pub async fn run(args: Args) -> Result<()> {
         users: Vec::new(),
         next_user: 0,
     };
-    let result = bench.run(sizes).await;
+    // On Ctrl-C or SIGTERM the measurement is dropped (the services it started are killed
+    // with it) and the clean-up below still runs.
+    let result = tokio::select! {
+        result = bench.run(sizes) => result,
+        () = crate::interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
     step("clean-up");
     bench.pool.close().await;
     let Bench { broker, .. } = bench;

@@ -33,15 +33,10 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        // It stops on Ctrl-C or SIGTERM itself, to stop its processes and drop its
+        // Each stops on Ctrl-C or SIGTERM itself, to stop its processes and drop its
         // databases before it returns.
         Command::Orders(args) => orders::run(args).await,
-        // On Ctrl-C or SIGTERM the run is dropped: every process it started is killed with
-        // it.
-        Command::Label(args) => tokio::select! {
-            result = label::run(args) => result,
-            () = interrupted() => Err(anyhow::anyhow!("interrupted")),
-        },
+        Command::Label(args) => label::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
