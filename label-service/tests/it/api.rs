@@ -24,10 +24,10 @@ pub(crate) mod harness {
     use http_body_util::BodyExt as _;
     use label_service::adapters::http::{AuthSettings, router};
     use label_service::adapters::passwords::Argon2Hasher;
-    use label_service::adapters::postgres::{DeferredTopics, PgStore};
+    use label_service::adapters::postgres::PgStore;
+    use label_service::app::Label;
     use label_service::app::deferred::StepOutcome;
     use label_service::app::ports::{DeferredAction, Step};
-    use label_service::app::{Label, Rules};
     use secrecy::SecretString;
     use serde_json::{Value, json};
     use tower::ServiceExt as _;
@@ -114,15 +114,7 @@ pub(crate) mod harness {
 
         pub async fn with_auth(auth: AuthSettings) -> Self {
             let db = TestDb::new().await;
-            let store = PgStore::new(
-                db.pool.clone(),
-                DeferredTopics {
-                    sign: "test.sign-requests".to_owned(),
-                    publish: "test.publish-requests".to_owned(),
-                },
-            )
-            .expect("a store");
-            let label = Label::new(store, Argon2Hasher::new(), Rules::default());
+            let label = db.label();
             let limits = label_service::adapters::http::limits::LoginLimits::from_settings(&auth);
             let router = router(label.clone(), auth, limits);
             Self { label, db, router }

@@ -2,6 +2,9 @@
 //! relies on what another left behind. Used by the adapter tests; the database is dropped
 //! (best effort) when the test ends.
 
+use label_service::adapters::passwords::Argon2Hasher;
+use label_service::adapters::postgres::{DeferredTopics, PgStore};
+use label_service::app::{Label, Rules};
 use platform::db::DatabaseSettings;
 use platform::testkit::TestDatabase;
 use secrecy::SecretString;
@@ -36,5 +39,18 @@ impl TestDb {
             name: database.name.clone(),
             _database: database,
         }
+    }
+
+    /// The label use cases over this database, as `main` builds them (topics `test.*`).
+    pub fn label(&self) -> Label<PgStore, Argon2Hasher> {
+        let store = PgStore::new(
+            self.pool.clone(),
+            DeferredTopics {
+                sign: "test.sign-requests".to_owned(),
+                publish: "test.publish-requests".to_owned(),
+            },
+        )
+        .expect("a store");
+        Label::new(store, Argon2Hasher::new(), Rules::default())
     }
 }

@@ -12,11 +12,11 @@ use chrono::{Days, Utc};
 use http_body_util::BodyExt as _;
 use label_service::adapters::http::AuthSettings;
 use label_service::adapters::passwords::Argon2Hasher;
-use label_service::adapters::postgres::{DeferredTopics, PgStore};
+use label_service::adapters::postgres::PgStore;
 use label_service::adapters::web;
 use label_service::app::ports::{DeferredAction, Step};
 use label_service::app::requests::RequestFilter;
-use label_service::app::{Actor, Label, Rules};
+use label_service::app::{Actor, Label};
 use label_service::domain::Role;
 use label_service::domain::validation::{NewRelease, NewTrack};
 use secrecy::SecretString;
@@ -80,15 +80,7 @@ impl Web {
 
     async fn with(settings: web::WebSettings) -> Self {
         let db = TestDb::new().await;
-        let store = PgStore::new(
-            db.pool.clone(),
-            DeferredTopics {
-                sign: "test.sign-requests".to_owned(),
-                publish: "test.publish-requests".to_owned(),
-            },
-        )
-        .expect("a store");
-        let label = Label::new(store, Argon2Hasher::new(), Rules::default());
+        let label = db.label();
         let auth = AuthSettings {
             jwt_secret: SecretString::from(SECRET),
             ..AuthSettings::default()
@@ -876,15 +868,7 @@ fn regex_free_ids(text: &str) -> String {
 /// them.
 async fn both_doors() -> (Router, Label<PgStore, Argon2Hasher>, TestDb) {
     let db = TestDb::new().await;
-    let store = PgStore::new(
-        db.pool.clone(),
-        DeferredTopics {
-            sign: "test.sign-requests".to_owned(),
-            publish: "test.publish-requests".to_owned(),
-        },
-    )
-    .expect("a store");
-    let label = Label::new(store, Argon2Hasher::new(), Rules::default());
+    let label = db.label();
     let auth = AuthSettings {
         jwt_secret: SecretString::from(SECRET),
         login_per_minute_per_email: 4,
